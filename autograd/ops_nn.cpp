@@ -1,0 +1,355 @@
+// Neural-network ops: softmax, LayerNorm, dropout, embedding, convolution, pooling, losses.
+#include "autograd/ops_util.h"
+
+namespace memel {
+using namespace detail;
+
+MEMEL_REGISTER_OP("softmax");
+MEMEL_REGISTER_OP("log_softmax");
+MEMEL_REGISTER_OP("layer_norm");
+MEMEL_REGISTER_OP("dropout");
+MEMEL_REGISTER_OP("embedding");
+MEMEL_REGISTER_OP("conv2d");
+MEMEL_REGISTER_OP("conv_transpose2d");
+MEMEL_REGISTER_OP("max_pool2d");
+MEMEL_REGISTER_OP("avg_pool2d");
+MEMEL_REGISTER_OP("cross_entropy");
+
+namespace {
+
+Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_float(x, name);
+  if (x.dim() == 0) return softmax_impl(reshape(x, {1}), 0, log).as_strided({}, {}, 0);
+  axis = wrap_axis(axis, x.dim(), name);
+  const bool last = axis == x.dim() - 1;
+  Tensor xl = last ? cont(x) : cont(transpose(x.detach(), axis, -1));
+  Tensor yl = empty_like(xl);
+  if (yl.numel() > 0) backend_for(x).softmax(xl, yl, log);
+  Tensor y = last ? yl : transpose(yl, axis, -1);
+  Tensor yd = yl;
+  return autograd::record(name, y, {x}, [=](const TensorList& g) -> TensorList {
+    Tensor gl = last ? cont(g[0]) : cont(transpose(g[0], axis, -1));
+    Tensor gx = empty_like(gl);
+    if (gx.numel() > 0) backend_for(gl).softmax_backward(yd, gl, gx, log);
+    return {last ? gx : transpose(gx, axis, -1)};
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t axis) { return softmax_impl(x, axis, false); }
+Tensor log_softmax(const Tensor& x, int64_t axis) { return softmax_impl(x, axis, true); }
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  check_float(x, "layer_norm");
+  MEMEL_CHECK(x.dim() >= 1, "[layer_norm] input must have rank >= 1");
+  const int64_t n = x.shape().back();
+  for (const Tensor* p : {&weight, &bias})
+    if (p->defined())
+      MEMEL_CHECK(p->dim() == 1 && p->shape()[0] == n, "[layer_norm] parameter of shape ", shape_str(p->shape()),
+                  " does not match normalized size ", n, " of input ", shape_str(x.shape()));
+  Tensor xc = cont(x);
+  Shape rs(x.shape().begin(), x.shape().end() - 1);
+  Tensor y = empty_like(x), mean = Tensor::empty(rs, x.dtype(), x.device()), rstd = Tensor::empty(rs, x.dtype(), x.device());
+  Tensor wd = weight.defined() ? cont(weight) : Tensor(), bd = bias.defined() ? cont(bias) : Tensor();
+  if (x.numel() > 0) backend_for(x).layer_norm(xc, wd, bd, eps, y, mean, rstd);
+  bool gw = weight.defined() && weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  return autograd::record("layer_norm", y, {x, weight, bias}, [=](const TensorList& g) -> TensorList {
+    Tensor gx = empty_like(xc);
+    Tensor gwt = gw ? empty_like(wd) : Tensor(), gbt = gb ? empty_like(bd) : Tensor();
+    backend_for(xc).layer_norm_backward(xc, wd, mean, rstd, cont(g[0]), gx, gwt, gbt);
+    return {gx, gwt, gbt};
+  });
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  MEMEL_CHECK(p >= 0.0 && p <= 1.0, "[dropout] probability must be in [0, 1], got ", p);
+  if (!training || p == 0.0) return x;
+  check_float(x, "dropout");
+  Tensor mask = empty_like(x);
+  if (p >= 1.0) {
+    mask.zero_();
+  } else {
+    Generator& g = gen ? *gen : default_generator();
+    const uint64_t off = g.reserve(static_cast<uint64_t>(x.numel()));
+    backend_for(x).dropout_mask(g.seed(), off, p, mask);
+  }
+  Tensor y = empty_like(x);
+  backend_for(x).binary(BinaryOp::Mul, x, mask, y);
+  return autograd::record("dropout", y, {x}, [mask](const TensorList& g) -> TensorList {
+    Tensor gx = empty_like(mask);
+    backend_for(mask).binary(BinaryOp::Mul, cont(g[0]), mask, gx);
+    return {gx};
+  });
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  MEMEL_CHECK(weight.dim() == 2, "[embedding] weight must be 2-d (num, dim), got ", shape_str(weight.shape()));
+  MEMEL_CHECK(ids.dtype() == DType::I64 || ids.dtype() == DType::I32, "[embedding] ids must be int32 or int64, got ",
+              dtype_name(ids.dtype()));
+  const int64_t d = weight.shape()[1];
+  Shape os = ids.shape();
+  os.push_back(d);
+  Tensor y = Tensor::empty(os, weight.dtype(), weight.device());
+  Tensor idc = cont(ids), wc = cont(weight);
+  backend_for(weight).embedding(wc, idc, y);
+  Shape ws = weight.shape();
+  return autograd::record("embedding", y, {weight}, [=](const TensorList& g) -> TensorList {
+    Tensor gw = Tensor::zeros(ws, g[0].dtype(), g[0].device());
+    backend_for(gw).embedding_backward(cont(g[0]), idc, gw);
+    return {gw};
+  });
+}
+
+// --- convolution ------------------------------------------------------------------
+
+namespace {
+
+int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+// Batched per-group product helper over (N, G, rows, cols) views built with as_strided.
+// c[n, g] = alpha * op(a[g or n,g]) @ op(b[n, g]) + beta * c[n, g]
+void grouped_gemm(bool ta, bool tb, const Tensor& a, const Shape& a_shape, const Shape& a_strides, int64_t a_goff,
+                  const Tensor& b, const Shape& b_shape, const Shape& b_strides, int64_t b_goff, Tensor& c,
+                  const Shape& c_shape, const Shape& c_strides, int64_t c_goff, int64_t G, double beta) {
+  for (int64_t g = 0; g < G; ++g) {
+    Tensor av = a.as_strided(a_shape, a_strides, a.offset() + g * a_goff);
+    Tensor bv = b.as_strided(b_shape, b_strides, b.offset() + g * b_goff);
+    Tensor cv = c.as_strided(c_shape, c_strides, c.offset() + g * c_goff);
+    backend_for(c).gemm(ta, tb, 1.0, av, bv, beta, cv);
+  }
+}
+
+void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& o, const char* op,
+                     bool transposed) {
+  check_same(x, w, op);
+  MEMEL_CHECK(x.dim() == 4, "[", op, "] input must be (N, C, H, W), got ", shape_str(x.shape()));
+  MEMEL_CHECK(w.dim() == 4, "[", op, "] weight must be 4-d, got ", shape_str(w.shape()));
+  MEMEL_CHECK(o.groups >= 1 && o.stride_h >= 1 && o.stride_w >= 1 && o.dil_h >= 1 && o.dil_w >= 1 && o.pad_h >= 0 &&
+                  o.pad_w >= 0,
+              "[", op, "] stride, dilation and groups must be positive and padding non-negative");
+  const int64_t cin = x.shape()[1];
+  MEMEL_CHECK(cin % o.groups == 0, "[", op, "] ", cin, " input channels are not divisible by groups=", o.groups);
+  if (!transposed) {
+    MEMEL_CHECK(w.shape()[1] * o.groups == cin, "[", op, "] weight ", shape_str(w.shape()), " expects ",
+                w.shape()[1] * o.groups, " input channels, input ", shape_str(x.shape()), " has ", cin);
+    MEMEL_CHECK(w.shape()[0] % o.groups == 0, "[", op, "] ", w.shape()[0], " output channels not divisible by groups=",
+                o.groups);
+  } else {
+    MEMEL_CHECK(w.shape()[0] == cin, "[", op, "] weight ", shape_str(w.shape()), " expects ", w.shape()[0],
+                " input channels, input ", shape_str(x.shape()), " has ", cin);
+    MEMEL_CHECK(o.out_pad_h < std::max(o.stride_h, o.dil_h) && o.out_pad_w < std::max(o.stride_w, o.dil_w),
+                "[", op, "] output padding must be smaller than stride or dilation");
+  }
+  if (bias.defined()) {
+    const int64_t co = transposed ? w.shape()[1] * o.groups : w.shape()[0];
+    MEMEL_CHECK(bias.dim() == 1 && bias.shape()[0] == co, "[", op, "] bias ", shape_str(bias.shape()),
+                " does not match ", co, " output channels");
+  }
+}
+
+// y (N, C, L) += bias (C) broadcast
+void add_channel_bias(Tensor& y, const Tensor& bias) {
+  Shape s = y.shape();
+  Tensor bv = bias.as_strided({s[0], s[1], s[2] * s[3]}, {0, bias.strides()[0], 0}, bias.offset());
+  Tensor y3 = y.as_strided({s[0], s[1], s[2] * s[3]}, {s[1] * s[2] * s[3], s[2] * s[3], 1}, y.offset());
+  backend_for(y).binary(BinaryOp::Add, y3, bv, y3);
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
+  check_conv_args(x_in, w_in, bias, o, "conv2d", false);
+  Tensor x = cont(x_in), w = cont(w_in);
+  const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const int64_t Co = w.shape()[0], kh = w.shape()[2], kw = w.shape()[3], G = o.groups;
+  const int64_t OH = conv_out(H, kh, o.stride_h, o.pad_h, o.dil_h), OW = conv_out(W, kw, o.stride_w, o.pad_w, o.dil_w);
+  MEMEL_CHECK(OH > 0 && OW > 0, "[conv2d] input ", shape_str(x.shape()), " is too small for kernel (", kh, ", ", kw,
+              ") with padding (", o.pad_h, ", ", o.pad_w, ") and dilation (", o.dil_h, ", ", o.dil_w, ")");
+  const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
+  Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
+  backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, cols);
+  Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
+  // y[n, g] (Cog, L) = w[g] (Cog, K) @ cols[n, g] (K, L)
+  grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
+               {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
+  if (bias.defined()) add_channel_bias(y, cont(bias));
+  bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
+    Tensor gy = cont(gl[0]);
+    Tensor gxt, gwt, gbt;
+    if (gw) {
+      // gw[g] (Cog, K) = sum_n gy[n, g] (Cog, L) @ cols[n, g]^T (L, K)
+      gwt = Tensor::zeros(w.shape(), w.dtype(), w.device());
+      for (int64_t n = 0; n < N; ++n) {
+        Tensor gn = gy.as_strided({1, Co, L}, {0, L, 1}, gy.offset() + n * Co * L);
+        Tensor cn = cols.as_strided({1, C * kh * kw, L}, {0, L, 1}, cols.offset() + n * C * kh * kw * L);
+        grouped_gemm(false, true, gn, {1, Cog, L}, {0, L, 1}, Cog * L, cn, {1, K, L}, {0, L, 1}, K * L, gwt,
+                     {1, Cog, K}, {0, K, 1}, Cog * K, G, 1.0);
+      }
+    }
+    if (gx) {
+      // gcols[n, g] (K, L) = w[g]^T (K, Cog) @ gy[n, g] (Cog, L)
+      Tensor gcols = Tensor::empty(cols.shape(), x.dtype(), x.device());
+      grouped_gemm(true, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, gy, {N, Cog, L}, {Co * L, L, 1}, Cog * L, gcols,
+                   {N, K, L}, {C * kh * kw * L, L, 1}, K * L, G, 0.0);
+      gxt = empty_like(x);
+      backend_for(x).col2im(gcols, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, gxt);
+    }
+    if (gb) gbt = sum(gy, {0, 2, 3});
+    return {gxt, gwt, gbt};
+  });
+}
+
+Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
+  check_conv_args(x_in, w_in, bias, o, "conv_transpose2d", true);
+  Tensor x = cont(x_in), w = cont(w_in);
+  const int64_t N = x.shape()[0], Ci = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const int64_t G = o.groups, Cig = Ci / G, Cog = w.shape()[1], Co = Cog * G, kh = w.shape()[2], kw = w.shape()[3];
+  const int64_t OH = (H - 1) * o.stride_h - 2 * o.pad_h + o.dil_h * (kh - 1) + o.out_pad_h + 1;
+  const int64_t OW = (W - 1) * o.stride_w - 2 * o.pad_w + o.dil_w * (kw - 1) + o.out_pad_w + 1;
+  MEMEL_CHECK(OH > 0 && OW > 0, "[conv_transpose2d] output size (", OH, ", ", OW, ") is not positive");
+  const int64_t L = H * W, K = Cog * kh * kw;
+  // cols[n, g] (K, L) = w[g]^T (K, Cig) @ x[n, g] (Cig, L); then col2im onto the output.
+  Tensor cols = Tensor::empty({N, Co * kh * kw, L}, x.dtype(), x.device());
+  grouped_gemm(true, false, w, {1, Cig, K}, {0, K, 1}, Cig * K, x, {N, Cig, L}, {Ci * L, L, 1}, Cig * L, cols,
+               {N, K, L}, {Co * kh * kw * L, L, 1}, K * L, G, 0.0);
+  Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
+  backend_for(x).col2im(cols, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, y);
+  if (bias.defined()) add_channel_bias(y, cont(bias));
+  bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  return autograd::record("conv_transpose2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
+    Tensor gy = cont(gl[0]);
+    Tensor gcols = Tensor::empty({N, Co * kh * kw, L}, x.dtype(), x.device());
+    backend_for(gy).im2col(gy, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, gcols);
+    Tensor gxt, gwt, gbt;
+    if (gx) {
+      // gx[n, g] (Cig, L) = w[g] (Cig, K) @ gcols[n, g] (K, L)
+      gxt = empty_like(x);
+      grouped_gemm(false, false, w, {1, Cig, K}, {0, K, 1}, Cig * K, gcols, {N, K, L}, {Co * kh * kw * L, L, 1}, K * L,
+                   gxt, {N, Cig, L}, {Ci * L, L, 1}, Cig * L, G, 0.0);
+    }
+    if (gw) {
+      // gw[g] (Cig, K) = sum_n x[n, g] (Cig, L) @ gcols[n, g]^T (L, K)
+      gwt = Tensor::zeros(w.shape(), w.dtype(), w.device());
+      for (int64_t n = 0; n < N; ++n) {
+        Tensor xn = x.as_strided({1, Ci, L}, {0, L, 1}, x.offset() + n * Ci * L);
+        Tensor gn = gcols.as_strided({1, Co * kh * kw, L}, {0, L, 1}, gcols.offset() + n * Co * kh * kw * L);
+        grouped_gemm(false, true, xn, {1, Cig, L}, {0, L, 1}, Cig * L, gn, {1, K, L}, {0, L, 1}, K * L, gwt,
+                     {1, Cig, K}, {0, K, 1}, Cig * K, G, 1.0);
+      }
+    }
+    if (gb) gbt = sum(gy, {0, 2, 3});
+    return {gxt, gwt, gbt};
+  });
+}
+
+Tensor max_pool2d(const Tensor& x_in, int kh, int kw, int sh, int sw, int ph, int pw) {
+  MEMEL_CHECK(x_in.dim() == 4, "[max_pool2d] input must be (N, C, H, W), got ", shape_str(x_in.shape()));
+  MEMEL_CHECK(kh > 0 && kw > 0 && sh > 0 && sw > 0 && ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
+              "[max_pool2d] bad kernel/stride/padding (padding must be at most half the kernel)");
+  Tensor x = cont(x_in);
+  const int64_t OH = conv_out(x.shape()[2], kh, sh, ph, 1), OW = conv_out(x.shape()[3], kw, sw, pw, 1);
+  MEMEL_CHECK(OH > 0 && OW > 0, "[max_pool2d] input ", shape_str(x.shape()), " is smaller than the kernel");
+  Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], OH, OW}, x.dtype(), x.device());
+  Tensor am = Tensor::empty(y.shape(), DType::I64, x.device());
+  backend_for(x).max_pool2d(x, kh, kw, sh, sw, ph, pw, y, am);
+  Shape xs = x.shape();
+  return autograd::record("max_pool2d", y, {x_in}, [=](const TensorList& g) -> TensorList {
+    Tensor gx = Tensor::empty(xs, g[0].dtype(), g[0].device());
+    backend_for(gx).max_pool2d_backward(cont(g[0]), am, gx);
+    return {gx};
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x_in, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad) {
+  MEMEL_CHECK(x_in.dim() == 4, "[avg_pool2d] input must be (N, C, H, W), got ", shape_str(x_in.shape()));
+  MEMEL_CHECK(kh > 0 && kw > 0 && sh > 0 && sw > 0 && ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
+              "[avg_pool2d] bad kernel/stride/padding (padding must be at most half the kernel)");
+  Tensor x = cont(x_in);
+  const int64_t OH = conv_out(x.shape()[2], kh, sh, ph, 1), OW = conv_out(x.shape()[3], kw, sw, pw, 1);
+  MEMEL_CHECK(OH > 0 && OW > 0, "[avg_pool2d] input ", shape_str(x.shape()), " is smaller than the kernel");
+  Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], OH, OW}, x.dtype(), x.device());
+  backend_for(x).avg_pool2d(x, kh, kw, sh, sw, ph, pw, count_pad, y);
+  Shape xs = x.shape();
+  return autograd::record("avg_pool2d", y, {x_in}, [=](const TensorList& g) -> TensorList {
+    Tensor gx = Tensor::empty(xs, g[0].dtype(), g[0].device());
+    backend_for(gx).avg_pool2d_backward(cont(g[0]), kh, kw, sh, sw, ph, pw, count_pad, gx);
+    return {gx};
+  });
+}
+
+// --- losses -----------------------------------------------------------------------
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                     Reduction reduction) {
+  check_float(logits, "cross_entropy");
+  MEMEL_CHECK(target.dtype() == DType::I64 || target.dtype() == DType::I32,
+              "[cross_entropy] target must be int32 or int64 class indices, got ", dtype_name(target.dtype()));
+  MEMEL_CHECK(logits.dim() >= 2, "[cross_entropy] logits must be (N, C, ...), got ", shape_str(logits.shape()));
+  MEMEL_CHECK(smoothing >= 0.0 && smoothing <= 1.0, "[cross_entropy] label smoothing must be in [0, 1], got ",
+              smoothing);
+  Shape ts = logits.shape();
+  ts.erase(ts.begin() + 1);
+  MEMEL_CHECK(target.shape() == ts, "[cross_entropy] target shape ", shape_str(target.shape()), " does not match logits ",
+              shape_str(logits.shape()), " (expected ", shape_str(ts), ")");
+  const int64_t C = logits.shape()[1];
+  // Rows = every position, classes last.
+  Tensor l2 = logits.dim() == 2 ? logits : reshape(transpose(flatten(logits, 2), 1, 2), {-1, C});
+  Tensor lc = cont(l2);
+  Tensor tc = cont(target);
+  const int64_t rows = lc.shape()[0];
+  Tensor loss = Tensor::empty({rows}, lc.dtype(), lc.device()), lse = Tensor::empty({rows}, lc.dtype(), lc.device());
+  if (rows > 0) backend_for(lc).cross_entropy(lc, tc, ignore_index, smoothing, loss, lse);
+  int64_t count = rows;
+  if (reduction == Reduction::Mean) {
+    std::vector<int64_t> t = tc.to_vector_as<int64_t>();
+    count = 0;
+    for (int64_t v : t) count += v != ignore_index;
+  }
+  Tensor y;
+  if (reduction == Reduction::None)
+    y = reshape(loss, ts).detach();
+  else {
+    NoGradGuard ng;
+    y = sum(loss);
+    if (reduction == Reduction::Mean) y = mul(y, 1.0 / static_cast<double>(std::max<int64_t>(count, 1)));
+    y = y.detach();
+  }
+  Tensor out = autograd::record("cross_entropy", y, {l2}, [=](const TensorList& g) -> TensorList {
+    Tensor grow;
+    if (reduction == Reduction::None)
+      grow = cont(reshape(g[0], {rows}));
+    else {
+      double scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(std::max<int64_t>(count, 1)) : 1.0;
+      grow = contiguous(expand(reshape(mul(g[0], scale), {1}), {rows}));
+    }
+    Tensor gl = empty_like(lc);
+    if (rows > 0) backend_for(lc).cross_entropy_backward(lc, tc, lse, grow, ignore_index, smoothing, gl);
+    return {gl};
+  });
+  return out;
+}
+
+namespace {
+Tensor reduce_loss(const Tensor& per, Reduction r) {
+  if (r == Reduction::None) return per;
+  if (r == Reduction::Sum) return sum(per);
+  return mean(per);
+}
+}  // namespace
+
+Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction r) {
+  MEMEL_CHECK(pred.shape() == target.shape(), "[mse_loss] prediction ", shape_str(pred.shape()), " and target ",
+              shape_str(target.shape()), " differ in shape");
+  return reduce_loss(square(sub(pred, target)), r);
+}
+
+Tensor l1_loss(const Tensor& pred, const Tensor& target, Reduction r) {
+  MEMEL_CHECK(pred.shape() == target.shape(), "[l1_loss] prediction ", shape_str(pred.shape()), " and target ",
+              shape_str(target.shape()), " differ in shape");
+  return reduce_loss(abs(sub(pred, target)), r);
+}
+
+}  // namespace memel

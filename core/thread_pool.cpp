@@ -1,0 +1,137 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace memel {
+namespace {
+
+thread_local bool t_in_worker = false;
+
+class Pool {
+ public:
+  ~Pool() { resize(0); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int total) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 1; i < total; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(int chunks, const std::function<void(int)>& task) {
+    std::lock_guard<std::mutex> run_lock(run_mu_);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      task_ = &task;
+      chunks_ = chunks;
+      next_.store(0);
+      pending_ = chunks;
+      error_ = nullptr;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    task_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      int c = next_.fetch_add(1);
+      if (c >= chunks_) return;
+      try {
+        (*task_.load())(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--pending_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  void loop(int) {
+    t_in_worker = true;
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || (generation_ != seen && task_ != nullptr); });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable cv_, done_cv_;
+  std::atomic<const std::function<void(int)>*> task_{nullptr};
+  std::atomic<int> chunks_{0};
+  std::atomic<int> next_{0};
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool p;
+  static bool init = [] {
+    p.resize(std::max(1u, std::thread::hardware_concurrency()));
+    return true;
+  }();
+  (void)init;
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n != pool().size()) pool().resize(n);
+}
+
+int num_threads() { return pool().size(); }
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  int threads = t_in_worker ? 1 : num_threads();
+  int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  if (chunks <= 1) {
+    fn(0, n);
+    return;
+  }
+  int64_t per = (n + chunks - 1) / chunks;
+  std::function<void(int)> task = [&](int c) {
+    int64_t b = c * per, e = std::min(n, b + per);
+    if (b < e) {
+      bool was = t_in_worker;
+      t_in_worker = true;
+      fn(b, e);
+      t_in_worker = was;
+    }
+  };
+  pool().run(static_cast<int>(chunks), task);
+}
+
+}  // namespace memel

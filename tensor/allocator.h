@@ -1,0 +1,59 @@
+#pragma once
+// Caching allocators. Freed blocks are kept in per-size free lists and reused, so a
+// training loop reaches a steady state without calls to the system allocator.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/device.h"
+
+namespace memel {
+
+struct AllocatorStats {
+  size_t bytes_in_use = 0;     // handed out and not yet returned
+  size_t peak_bytes_in_use = 0;
+  size_t bytes_cached = 0;     // held in free lists
+  uint64_t num_allocs = 0;     // requests served
+  uint64_t num_system_allocs = 0;  // requests that reached the system allocator
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* p, size_t nbytes) = 0;
+  virtual AllocatorStats stats() const = 0;
+  virtual void reset_peak() = 0;
+  virtual void release_cached() = 0;  // return cached blocks to the system
+};
+
+// Rounds sizes to size classes (64-byte granularity below 4 KiB, then 1/8-power-of-two
+// steps) and keeps freed blocks per class.
+class CachingAllocator : public Allocator {
+ public:
+  using RawAlloc = void* (*)(size_t);
+  using RawFree = void (*)(void*);
+  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free, size_t cap_bytes = 0);
+  ~CachingAllocator() override;
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* p, size_t nbytes) override;
+  AllocatorStats stats() const override;
+  void reset_peak() override;
+  void release_cached() override;
+  static size_t size_class(size_t nbytes);
+
+ private:
+  RawAlloc raw_alloc_;
+  RawFree raw_free_;
+  size_t cap_;  // 0 = no cap on cached bytes
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+  AllocatorStats stats_;
+};
+
+Allocator& cpu_allocator();
+Allocator& allocator_for(Device d);
+
+}  // namespace memel

@@ -1,0 +1,108 @@
+#pragma once
+// The kernel interface. Every device implements it once (tensor/cpu, tensor/cuda);
+// ops in autograd/ pick the backend of their inputs' device with backend_for() and
+// never test which device they are on. Unless a kernel says otherwise, tensor
+// arguments are contiguous and outputs are preallocated with the right shape/dtype.
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace memel {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Square, Reciprocal, Sin, Cos,
+  Tanh, Sigmoid, Relu, Gelu, GeluTanh, LeakyRelu,  // LeakyRelu slope = alpha
+  AddScalar, MulScalar, PowScalar,                 // x + alpha, x * alpha, x ^ alpha
+  ClampMin, ClampMax,                              // max(x, alpha), min(x, alpha)
+  Step,                                            // x > alpha ? 1 : 0
+};
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Max, Min, Pow, Eq, Ne, Gt, Ge, Lt, Le };
+
+enum class ReduceOp : uint8_t { Sum, Max, Min, Prod };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // dst = src elementwise for any strides of either; converts dtype.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void fill(Tensor& dst, double value) = 0;  // any strides
+  // Copy bytes between host and this device (dst/src may be on either side).
+  virtual void memcpy_host(void* dst, const void* src, size_t nbytes, bool to_device) = 0;
+
+  // out = op(x); x and out have the same shape (x may be strided).
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) = 0;
+  // gx = gy * d op(x)/dx (uses x, or y = op(x) where cheaper).
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                              double alpha) = 0;
+  // out = a op b; a and b are views already expanded to out's shape (stride 0 on
+  // broadcast axes). Comparison ops write 1/0 in out's dtype.
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // out (keepdim shape: 1 on reduced axes) = reduce over the axes where out has size 1
+  // and x does not. x may be strided.
+  virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out) = 0;
+  // out = where(cond != 0, a, b), all expanded to out's shape.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // out (rows) I64 = index of the first maximum of each row of x (rows, n).
+  virtual void argmax_last(const Tensor& x, Tensor& out) = 0;
+
+  // C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] for b in [0, batch). A, B, C are
+  // 3-d (batch, rows, cols) views with unit stride in the last axis; a batch stride
+  // of 0 broadcasts. op(A) is (M, K), op(B) is (K, N), C is (M, N).
+  virtual void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
+                    Tensor& c) = 0;
+
+  // Softmax / log-softmax over the last axis of a contiguous (rows, n) tensor.
+  virtual void softmax(const Tensor& x, Tensor& y, bool log) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) = 0;
+
+  // LayerNorm over the last axis: x (rows, n); weight/bias (n) or undefined.
+  // mean/rstd (rows) are saved for the backward.
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
+                          Tensor& mean, Tensor& rstd) = 0;
+  // gw/gb may be undefined when weight/bias are.
+  virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                   const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) = 0;
+
+  // mask[i] = (philox_uniform(seed, offset, i) >= p) / (1 - p), in x's float dtype.
+  virtual void dropout_mask(uint64_t seed, uint64_t offset, double p, Tensor& mask) = 0;
+
+  // out (n, d) = weight (v, d) rows picked by ids (n) (I32/I64). Throws on an id
+  // outside [0, v).
+  virtual void embedding(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
+  // gw (v, d) += scatter of gout (n, d) rows to ids.
+  virtual void embedding_backward(const Tensor& gout, const Tensor& ids, Tensor& gw) = 0;
+
+  // im2col for one image batch: x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW).
+  virtual void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                      Tensor& cols) = 0;
+  // col2im: accumulates cols (N, C*kh*kw, OH*OW) into x (N, C, H, W) (x is zeroed first).
+  virtual void col2im(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                      Tensor& x) = 0;
+  // Pooling over (N, C, H, W). Max pooling records the argmax (I64, flat index in H*W).
+  virtual void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y,
+                          Tensor& argmax) = 0;
+  virtual void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, Tensor& gx) = 0;
+  virtual void avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
+                          Tensor& y) = 0;
+  virtual void avg_pool2d_backward(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw,
+                                   bool count_pad, Tensor& gx) = 0;
+
+  // Cross-entropy on logits (rows, classes) with integer targets (rows). Per-row loss
+  // written to `loss` (0 for ignored rows); `lse` (rows) saved for the backward.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                             Tensor& loss, Tensor& lse) = 0;
+  // glogits = d(sum_i scale_i * loss_i)/dlogits with scale = grow (rows).
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse,
+                                      const Tensor& grow, int64_t ignore_index, double smoothing,
+                                      Tensor& glogits) = 0;
+};
+
+Backend& backend_for(Device d);
+Backend& cpu_backend();
+inline Backend& backend_for(const Tensor& t) { return backend_for(t.device()); }
+
+}  // namespace memel

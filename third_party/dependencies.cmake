@@ -1,0 +1,21 @@
+# System packages only (Debian): Eigen, nlohmann/json, doctest, stb, OpenBLAS, zlib, threads.
+find_package(Threads REQUIRED)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(ZLIB REQUIRED)
+
+find_path(STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb)
+if(NOT STB_INCLUDE_DIR)
+  message(FATAL_ERROR "stb headers not found: install libstb-dev (scripts/setup.sh does)")
+endif()
+
+find_path(OPENBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread)
+find_library(OPENBLAS_LIBRARY NAMES openblas)
+if(NOT OPENBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
+  message(FATAL_ERROR "OpenBLAS not found: install libopenblas-dev (scripts/setup.sh does)")
+endif()
+
+add_library(memel_deps INTERFACE)
+target_include_directories(memel_deps INTERFACE ${STB_INCLUDE_DIR} ${OPENBLAS_INCLUDE_DIR})
+target_link_libraries(memel_deps INTERFACE Eigen3::Eigen nlohmann_json::nlohmann_json ZLIB::ZLIB
+                      ${OPENBLAS_LIBRARY} Threads::Threads)
