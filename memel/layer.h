@@ -1,0 +1,92 @@
+#pragma once
+// The memel layer (../shared/design/memel-method.md): sits on a module output or a tap
+// point, tracks per-neuron running statistics, scores every element with the
+// Monosemantic Scale
+//     phi(z) = (z - mu_i)^2 / (v_i + eps * mean_over_neurons(v))
+// selects elements to inhibit and applies reverse deactivation as an autograd node:
+// forward writes the running mean into the selected elements, backward multiplies their
+// incoming gradient by -delta. Everything else passes through unchanged.
+//
+// Input (B, ...) with the batch first. Neurons: `element` = every index of the
+// per-sample shape; `channel` = one axis (channel_axis, default last) pooled over the
+// batch and all other positions. A padding mask set with set_mask() (shape (B, d1, ...),
+// a prefix of the input shape; nonzero = valid) keeps padded positions out of the
+// statistics, the scores and the selection.
+//
+// State (buffers, saved in checkpoints): count, mean, var (neuron shape), batches (the
+// number of training batches seen), inhibited (per neuron), and the MS accumulators of
+// the current dump window: ms_sum, ms_n (per neuron) and ms_hist (log-spaced bins, the
+// first bin counts MS below hist_min, the last MS at or above hist_max).
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+#include "memel/options.h"
+#include "memel/stats.h"
+
+namespace memel {
+
+class MemelLayer : public Module {
+ public:
+  explicit MemelLayer(MemelOptions opts);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  const MemelOptions& options() const { return opts_; }
+  // Padding mask for the next forward calls (undefined = no mask).
+  void set_mask(const Tensor& mask) { mask_ = mask; }
+
+  bool initialized() const { return stats_.defined(); }
+  const Shape& neuron_shape() const { return neuron_shape_; }
+  NeuronStats stats() const { return stats_; }
+  int64_t batches_seen() const;
+  // Flat (batch-major) indices selected in the last training forward.
+  const std::vector<int64_t>& last_selected() const { return last_selected_; }
+  // MS of every element in the last forward (-1 where masked), shape of the input.
+  const Tensor& last_scores() const { return last_scores_; }
+  // Clears the dump window (ms_sum, ms_n, ms_hist).
+  void reset_window();
+  // Histogram bin edges (hist_bins - 1 inner edges, log-spaced from hist_min to hist_max).
+  std::vector<double> hist_edges() const;
+
+  // Shapes the (still empty) state for `neuron_shape`, e.g. before loading a checkpoint.
+  void load_neuron_shape(const Shape& neuron_shape, DType dtype) { materialize(neuron_shape, dtype); }
+
+  // Scores x against the current statistics without changing anything (used by the
+  // validation tool): returns phi of the same shape.
+  Tensor score(const Tensor& x) const;
+
+ private:
+  void materialize(const Shape& neuron_shape, DType dtype);
+  void set_state(const std::string& name, Tensor t);
+
+  MemelOptions opts_;
+  Shape neuron_shape_;
+  NeuronStats stats_;
+  Tensor batches_, inhibited_, ms_sum_, ms_n_, ms_hist_;
+  Tensor mask_;
+  std::vector<int64_t> last_selected_;
+  Tensor last_scores_;
+};
+
+// Applies reverse deactivation: y = x except y[idx] = values[j] for idx = indices[j];
+// backward: grad_x = grad_y except grad_x[idx] = -delta * grad_y[idx].
+// Indices are flat, into the contiguous layout of x.
+Tensor reverse_deactivate(const Tensor& x, const std::vector<int64_t>& indices, const Tensor& values, double delta);
+
+// Brings a layer that has not seen data yet to the shapes of a checkpoint, so that
+// load_state_dict can restore it before the first forward.
+void prepare_memel_layers_for_load(Module& root, const StateDict& sd);
+
+// All memel layers in a model, with their full names ("encoder.layer.4.memel").
+std::vector<std::pair<std::string, std::shared_ptr<MemelLayer>>> memel_layers(const Module& root);
+
+// Attaches one memel layer per target (module path or "path:point"). A single "paper"
+// entry expands to `paper_targets`. Returns the created layers' names.
+std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
+                                      const std::vector<std::string>& paper_targets = {});
+
+// Sets the padding mask of every memel layer in the model.
+void set_memel_mask(const Module& root, const Tensor& mask);
+
+}  // namespace memel

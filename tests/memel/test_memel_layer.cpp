@@ -1,0 +1,258 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "memel/layer.h"
+
+using namespace memel;
+
+namespace {
+
+// A bias-free linear map as a module, so tests do not depend on layers/linear.h.
+struct Lin : Module {
+  Tensor w;
+  Lin(int64_t in, int64_t out, uint64_t seed, DType dt) : Module("Lin") {
+    Generator g(seed);
+    w = register_parameter("weight", Tensor::uniform({in, out}, -0.5, 0.5, dt, &g));
+  }
+  Tensor forward(const Tensor& x) override { return matmul(x, w); }
+};
+
+// Two-pass float64 mean and unbiased variance per column.
+void two_pass(const std::vector<std::vector<double>>& rows, std::vector<double>& mean, std::vector<double>& var) {
+  const size_t n = rows[0].size();
+  mean.assign(n, 0);
+  var.assign(n, 0);
+  for (auto& r : rows)
+    for (size_t j = 0; j < n; ++j) mean[j] += r[j];
+  for (size_t j = 0; j < n; ++j) mean[j] /= double(rows.size());
+  for (auto& r : rows)
+    for (size_t j = 0; j < n; ++j) var[j] += (r[j] - mean[j]) * (r[j] - mean[j]);
+  for (size_t j = 0; j < n; ++j) var[j] = rows.size() > 1 ? var[j] / double(rows.size() - 1) : 0.0;
+}
+
+double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]) / std::max(std::abs(b[i]), 1e-3));
+  return m;
+}
+
+MemelOptions opts_with(const std::string& json) { return MemelOptions::from_json(nlohmann::json::parse(json)); }
+
+}  // namespace
+
+TEST_CASE("memel stats: any batch sequence equals the two-pass statistics") {
+  for (DType dt : {DType::F64, DType::F32}) {
+    MemelLayer layer(opts_with(R"({"mode": "monitor"})"));
+    Generator g(7);
+    std::vector<std::vector<double>> all;
+    for (int64_t b : {1, 3, 1, 17, 2, 64, 5}) {  // first batch of one, batch size 1 again later
+      Tensor x = Tensor::randn({b, 4, 3}, dt, &g);
+      x = add(mul(x, 3.0), 5.0);  // offset mean, larger variance
+      std::vector<double> v = x.to_vector();
+      for (int64_t r = 0; r < b; ++r) all.emplace_back(v.begin() + r * 12, v.begin() + (r + 1) * 12);
+      layer(x);
+    }
+    std::vector<double> mean, var;
+    two_pass(all, mean, var);
+    const double tol = dt == DType::F64 ? 1e-6 : 1e-4;
+    CHECK(max_rel(layer.stats().mean.to_vector(), mean) <= tol);
+    CHECK(max_rel(layer.stats().var.to_vector(), var) <= tol);
+    CHECK(layer.stats().count.to_vector()[0] == doctest::Approx(double(all.size())));
+  }
+}
+
+TEST_CASE("memel stats: merging statistics of two halves equals the whole") {
+  Generator g(3);
+  Tensor a = Tensor::randn({10, 6}, DType::F64, &g), b = Tensor::randn({7, 6}, DType::F64, &g);
+  MemelLayer la(opts_with(R"({"mode": "monitor"})")), lb(opts_with(R"({"mode": "monitor"})")),
+      lall(opts_with(R"({"mode": "monitor"})"));
+  la(a);
+  lb(b);
+  lall(a);
+  lall(b);
+  NeuronStats m = NeuronStats::combine(la.stats(), lb.stats());
+  CHECK(max_rel(m.mean.to_vector(), lall.stats().mean.to_vector()) <= 1e-12);
+  CHECK(max_rel(m.var.to_vector(), lall.stats().var.to_vector()) <= 1e-12);
+  CHECK(m.count.to_vector() == lall.stats().count.to_vector());
+}
+
+TEST_CASE("memel stats: max_count caps the count and weights history like an EMA") {
+  MemelLayer layer(opts_with(R"({"mode": "monitor", "max_count": 20})"));
+  Generator g(5);
+  double mu = 0;
+  for (int step = 0; step < 12; ++step) {
+    Tensor x = Tensor::randn({8, 2}, DType::F64, &g);
+    const double m_before = layer.initialized() ? std::min(layer.stats().count.to_vector()[0], 20.0) : 0.0;
+    const double bm = mean(select(x, 1, 0)).item();
+    layer(x);
+    mu = (m_before * mu + 8 * bm) / (m_before + 8);
+    CHECK(layer.stats().mean.to_vector()[0] == doctest::Approx(mu).epsilon(1e-12));
+    CHECK(layer.stats().count.to_vector()[0] <= 20.0);
+  }
+  CHECK(layer.stats().count.to_vector()[0] == 20.0);
+}
+
+TEST_CASE("memel MS: eps = 0 on a zero-variance neuron gives no inf or NaN") {
+  MemelLayer layer(opts_with(R"({"eps": 0, "warmup": 1})"));
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2, 1, 3, 1, 4}, {3, 2});  // neuron 0 constant
+  layer(x);
+  Tensor y = layer(Tensor::from_vector(std::vector<double>{5, 2, 1, 3}, {2, 2}));
+  for (double p : layer.last_scores().to_vector()) CHECK(std::isfinite(p));
+  for (double v : y.to_vector()) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("memel RD: forward writes the running mean at selected elements, backward scales by -delta") {
+  for (const char* mode : {"rd", "naive_a", "naive_b", "scaled"}) {
+    CAPTURE(mode);
+    std::string js = std::string(R"({"warmup": 2, "select": "top_k", "k": 2, "mode": ")") + mode + "\"" +
+                     (std::string(mode) == "scaled" ? R"(, "delta": 5})" : "}");
+    MemelLayer layer(opts_with(js));
+    const double delta = layer.options().effective_delta();
+    Generator g(11);
+    for (int i = 0; i < 2; ++i) layer(Tensor::randn({6, 5}, DType::F64, &g));
+    Tensor x = Tensor::randn({4, 5}, DType::F64, &g).set_requires_grad();
+    Tensor y = layer(x);
+    const auto sel = layer.last_selected();
+    REQUIRE(sel.size() == 8);  // k = 2 per sample, 4 samples
+    std::vector<double> xv = x.to_vector(), yv = y.to_vector(), mu = layer.stats().mean.to_vector();
+    for (int64_t i = 0; i < 20; ++i) {
+      bool s = std::binary_search(sel.begin(), sel.end(), i);
+      CHECK(yv[i] == (s ? mu[i % 5] : xv[i]));
+    }
+    Tensor gy = Tensor::randn({4, 5}, DType::F64, &g);
+    backward(sum(mul(y, gy)));
+    std::vector<double> gx = x.grad().to_vector(), gv = gy.to_vector();
+    for (int64_t i = 0; i < 20; ++i) {
+      bool s = std::binary_search(sel.begin(), sel.end(), i);
+      CHECK(gx[i] == (s ? -delta * gv[i] : gv[i]));
+    }
+  }
+}
+
+namespace {
+// Brute force: full sort by (phi desc, index asc) within each scope.
+std::vector<int64_t> brute_select(const std::vector<double>& phi, int64_t B, int64_t n, const MemelOptions& o) {
+  std::vector<int64_t> out;
+  const bool batch = o.scope == MemelScope::Batch;
+  for (int64_t s = 0; s < (batch ? 1 : B); ++s) {
+    const int64_t b0 = batch ? 0 : s * n, b1 = batch ? B * n : (s + 1) * n;
+    std::vector<int64_t> idx(b1 - b0);
+    std::iota(idx.begin(), idx.end(), b0);
+    std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return phi[a] > phi[b] || (phi[a] == phi[b] && a < b); });
+    const int64_t N = b1 - b0;
+    int64_t k = 0;
+    if (o.select == MemelSelect::TopK) k = o.k;
+    if (o.select == MemelSelect::TopLog) k = int64_t(std::ceil(std::log2(double(N))));
+    if (o.select == MemelSelect::Ratio) k = int64_t(std::ceil(o.ratio * double(N) - 1e-9));
+    std::vector<int64_t> chosen;
+    if (o.select == MemelSelect::Threshold) {
+      for (int64_t i : idx)
+        if (phi[i] > o.threshold) chosen.push_back(i);
+    } else {
+      chosen.assign(idx.begin(), idx.begin() + std::min(k, N));
+    }
+    std::sort(chosen.begin(), chosen.end());
+    out.insert(out.end(), chosen.begin(), chosen.end());
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("memel selection matches a brute-force reference for every select and scope, ties to the lower index") {
+  const char* selects[] = {R"("select": "top_k", "k": 3)", R"("select": "top_log")", R"("select": "ratio", "ratio": 0.1)",
+                           R"("select": "threshold", "threshold": 1.5)"};
+  for (const char* sel : selects)
+    for (const char* scope : {"sample", "batch"}) {
+      CAPTURE(sel);
+      CAPTURE(scope);
+      MemelLayer layer(opts_with(std::string("{") + sel + R"(, "warmup": 1, "scope": ")" + scope + "\"}"));
+      Generator g(19);
+      layer(Tensor::randn({8, 30}, DType::F64, &g));
+      // Inputs with many exact ties: values on a coarse grid.
+      Tensor x = Tensor::from_vector(std::vector<double>(), {0, 30}, DType::F64);
+      std::vector<double> v(5 * 30);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = double((i * 7) % 5) - 2.0;
+      x = Tensor::from_vector(v, {5, 30});
+      layer(x);
+      std::vector<double> phi = layer.last_scores().to_vector();
+      CHECK(layer.last_selected() == brute_select(phi, 5, 30, layer.options()));
+    }
+}
+
+TEST_CASE("memel monitor mode: outputs and gradients bit-identical to no memel layer") {
+  auto run = [](bool with_memel) {
+    auto model = std::make_shared<Sequential>();
+    model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F32));
+    model->push_back(std::make_shared<Lin>(8, 3, 2, DType::F32));
+    if (with_memel) attach_memel(*model, opts_with(R"({"at": ["0"], "mode": "monitor", "warmup": 0})"));
+    Generator g(4);
+    std::vector<double> outs, grads;
+    for (int i = 0; i < 3; ++i) {
+      Tensor y = (*model)(Tensor::randn({5, 6}, DType::F32, &g));
+      backward(sum(square(y)));
+      for (double v : y.to_vector()) outs.push_back(v);
+    }
+    for (auto& p : model->parameters())
+      for (double v : p.grad().to_vector()) grads.push_back(v);
+    return std::make_pair(outs, grads);
+  };
+  auto a = run(false), b = run(true);
+  CHECK(a.first == b.first);
+  CHECK(a.second == b.second);
+}
+
+TEST_CASE("memel checkpoint: resume mid-run gives bit-identical statistics and outputs") {
+  auto make = [] {
+    auto model = std::make_shared<Sequential>();
+    model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F32));
+    model->push_back(std::make_shared<Lin>(8, 3, 2, DType::F32));
+    attach_memel(*model, opts_with(R"({"at": ["0"], "warmup": 2, "max_count": 50})"));
+    return model;
+  };
+  std::vector<Tensor> batches;
+  Generator g(8);
+  for (int i = 0; i < 8; ++i) batches.push_back(Tensor::randn({4, 6}, DType::F32, &g));
+  auto unbroken = make();
+  std::vector<double> out_a;
+  StateDict mid;
+  for (int i = 0; i < 8; ++i) {
+    if (i == 4)
+      for (auto& kv : unbroken->state_dict()) mid[kv.first] = kv.second.contiguous_copy();
+    for (double v : (*unbroken)(batches[i]).to_vector()) out_a.push_back(v);
+  }
+  auto resumed = make();
+  prepare_memel_layers_for_load(*resumed, mid);
+  resumed->load_state_dict(mid);
+  std::vector<double> out_b(out_a.begin(), out_a.begin() + 4 * 4 * 3);
+  for (int i = 4; i < 8; ++i)
+    for (double v : (*resumed)(batches[i]).to_vector()) out_b.push_back(v);
+  CHECK(out_a == out_b);
+  auto sa = unbroken->state_dict(), sb = resumed->state_dict();
+  for (auto& kv : sa) CHECK(kv.second.to_vector() == sb.at(kv.first).to_vector());
+}
+
+TEST_CASE("memel options: validation errors name the problem") {
+  CHECK_THROWS_WITH_AS(opts_with(R"({"mode": "banana"})"), doctest::Contains("unknown value 'banana'"), Error);
+  CHECK_THROWS_WITH_AS(opts_with(R"({"ratio": -0.1, "select": "ratio"})"), doctest::Contains("ratio must be in (0, 1]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(opts_with(R"({"k": "3"})"), doctest::Contains("expected an integer"), Error);
+  CHECK_THROWS_WITH_AS(opts_with(R"({"colour": 1})"), doctest::Contains("unknown key 'memel.colour'"), Error);
+  MemelLayer layer(opts_with(R"({"k": 50, "warmup": 0})"));
+  CHECK_THROWS_WITH_AS(layer(Tensor::zeros({2, 10})), doctest::Contains("k = 50 is larger than the 10 elements"), Error);
+}
+
+TEST_CASE("memel channel neurons with a padding mask leave padded positions out") {
+  MemelLayer layer(opts_with(R"({"neurons": "channel", "warmup": 0, "mode": "monitor"})"));
+  // (B=2, T=3, C=2); the last token of sample 1 is padding with a huge value.
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 10, 2, 20, 3, 30, 4, 40, 5, 50, 1000, 1000}, {2, 3, 2});
+  layer.set_mask(Tensor::from_vector(std::vector<double>{1, 1, 1, 1, 1, 0}, {2, 3}));
+  layer(x);
+  CHECK(layer.stats().count.to_vector() == std::vector<double>{5, 5});
+  CHECK(layer.stats().mean.to_vector()[0] == doctest::Approx(3.0));
+  CHECK(layer.stats().mean.to_vector()[1] == doctest::Approx(30.0));
+  CHECK(layer.last_scores().to_vector()[10] == -1.0);
+}
