@@ -9,6 +9,13 @@ if(NOT STB_INCLUDE_DIR)
   message(FATAL_ERROR "stb headers not found: install libstb-dev (scripts/setup.sh does)")
 endif()
 
+# Debian's libstb-dev ships the compiled implementations (libstb): never define
+# STB_*_IMPLEMENTATION in our sources.
+find_library(STB_LIBRARY NAMES stb)
+if(NOT STB_LIBRARY)
+  message(FATAL_ERROR "libstb not found: install libstb-dev (scripts/setup.sh does)")
+endif()
+
 find_path(OPENBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread)
 find_library(OPENBLAS_LIBRARY NAMES openblas)
 if(NOT OPENBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
@@ -17,5 +24,5 @@ endif()
 
 add_library(memel_deps INTERFACE)
 target_include_directories(memel_deps INTERFACE ${STB_INCLUDE_DIR} ${OPENBLAS_INCLUDE_DIR})
-target_link_libraries(memel_deps INTERFACE Eigen3::Eigen nlohmann_json::nlohmann_json ZLIB::ZLIB
+target_link_libraries(memel_deps INTERFACE Eigen3::Eigen nlohmann_json::nlohmann_json ZLIB::ZLIB ${STB_LIBRARY}
                       ${OPENBLAS_LIBRARY} Threads::Threads)
