@@ -199,6 +199,9 @@ Tensor MemelLayer::score(const Tensor& x_in) const {
 
 Tensor MemelLayer::forward(const Tensor& x_in) {
   const bool training = is_training();
+  if (capture_) last_input_ = x_in.detach();
+  penalty_ = Tensor();
+  if (training && opts_.regularizer == "decorrelation") penalty_ = decorrelation_penalty(x_in, opts_.lambda);
   if (!training && !opts_.active_at_eval) return x_in;
   detail::check_float(x_in, "memel");
   MEMEL_CHECK(x_in.device().is_cpu(), "[memel] the memel layer runs on the CPU in this build; got ",
@@ -367,6 +370,30 @@ Tensor reverse_deactivate(const Tensor& x_in, const std::vector<int64_t>& indice
     });
     return {gx};
   });
+}
+
+Tensor decorrelation_penalty(const Tensor& x, double lambda, double eps) {
+  MEMEL_CHECK(x.dim() >= 2, "[decorrelation] input must have rank >= 2, got ", shape_str(x.shape()));
+  const int64_t C = x.shape().back();
+  Tensor z = reshape(x, {-1, C});                                   // (M, C)
+  Tensor zc = sub(z, mean(z, {0}, true));
+  Tensor norm = sqrt(add(sum(square(zc), {0}, true), eps));          // (1, C)
+  Tensor zn = div(zc, norm);
+  Tensor corr = matmul(transpose(zn, 0, 1), zn);                     // (C, C)
+  std::vector<double> e(static_cast<size_t>(C * C), 0.0);
+  for (int64_t i = 0; i < C; ++i) e[i * C + i] = 1.0;
+  Tensor eye = Tensor::from_vector(e, {C, C}, x.dtype());
+  return mul(sum(square(sub(corr, eye))), lambda);
+}
+
+Tensor memel_regularization(const Module& root) {
+  Tensor total;
+  for (auto& [name, layer] : memel_layers(root)) {
+    const Tensor& p = layer->penalty();
+    if (!p.defined()) continue;
+    total = total.defined() ? add(total, p) : p;
+  }
+  return total.defined() ? total : Tensor::zeros({});
 }
 
 void prepare_memel_layers_for_load(Module& root, const StateDict& sd) {

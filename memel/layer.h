@@ -52,6 +52,18 @@ class MemelLayer : public Module {
   // Shapes the (still empty) state for `neuron_shape`, e.g. before loading a checkpoint.
   void load_neuron_shape(const Shape& neuron_shape, DType dtype) { materialize(neuron_shape, dtype); }
 
+  // The decorrelation penalty of the last training forward (undefined when the
+  // regularizer is off); memel_regularization() sums them over a model.
+  const Tensor& penalty() const { return penalty_; }
+  // Keep the last input (detached) for inspection tools.
+  void set_capture(bool on) { capture_ = on; }
+  const Tensor& last_input() const { return last_input_; }
+  // Replaces the options (e.g. the validation tool switches modes); validated.
+  void set_options(const MemelOptions& o) {
+    o.validate();
+    opts_ = o;
+  }
+
   // Scores x against the current statistics without changing anything (used by the
   // validation tool): returns phi of the same shape.
   Tensor score(const Tensor& x) const;
@@ -67,7 +79,18 @@ class MemelLayer : public Module {
   Tensor mask_;
   std::vector<int64_t> last_selected_;
   Tensor last_scores_;
+  Tensor penalty_;
+  bool capture_ = false;
+  Tensor last_input_;
 };
+
+// lambda * ||Zn^T Zn - I||_F^2 where Z is x as (positions, channels) with channels on
+// the last axis, and Zn its columns centred and scaled to unit norm (eps guards dead
+// channels). Differentiable; composed from registered ops.
+Tensor decorrelation_penalty(const Tensor& x, double lambda, double eps = 1e-5);
+// Sum of the penalties of every memel layer's last training forward (a zero scalar
+// when there are none). Add it to the loss.
+Tensor memel_regularization(const Module& root);
 
 // Applies reverse deactivation: y = x except y[idx] = values[j] for idx = indices[j];
 // backward: grad_x = grad_y except grad_x[idx] = -delta * grad_y[idx].

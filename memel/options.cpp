@@ -119,6 +119,12 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
       o.delta = num(v, key);
     } else if (k == "active_at_eval") {
       o.active_at_eval = boolean(v, key);
+    } else if (k == "regularizer") {
+      MEMEL_CHECK(v.is_string() && (v == "none" || v == "decorrelation"), "[config] ", key,
+                  ": expected \"none\" or \"decorrelation\", got ", v.dump());
+      o.regularizer = v.get<std::string>();
+    } else if (k == "lambda") {
+      o.lambda = num(v, key);
     } else if (k == "hist_bins") {
       o.hist_bins = integer(v, key);
     } else if (k == "hist_min") {
@@ -130,7 +136,7 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
     } else {
       MEMEL_FAIL("[config] unknown key '", key,
                  "' (memel options: at, neurons, channel_axis, max_count, eps, warmup, score_after_update, select, k, "
-                 "ratio, threshold, scope, mode, delta, active_at_eval, hist_bins, hist_min, hist_max, dump_top)");
+                 "ratio, threshold, scope, mode, delta, active_at_eval, regularizer, lambda, hist_bins, hist_min, hist_max, dump_top)");
     }
   }
   if (j.contains("delta") && o.mode != MemelMode::Scaled)
@@ -156,6 +162,8 @@ nlohmann::json MemelOptions::to_json() const {
   j["mode"] = to_string(mode);
   if (mode == MemelMode::Scaled) j["delta"] = delta;
   j["active_at_eval"] = active_at_eval;
+  j["regularizer"] = regularizer;
+  if (regularizer != "none") j["lambda"] = lambda;
   j["hist_bins"] = hist_bins;
   j["hist_min"] = hist_min;
   j["hist_max"] = hist_max;
@@ -175,6 +183,7 @@ void MemelOptions::validate() const {
   MEMEL_CHECK(std::isfinite(delta), "[memel] delta must be finite, got ", delta);
   MEMEL_CHECK(hist_bins >= 1 && hist_min > 0 && hist_max > hist_min, "[memel] histogram needs hist_bins >= 1 and 0 < "
               "hist_min < hist_max");
+  MEMEL_CHECK(lambda >= 0 && std::isfinite(lambda), "[memel] lambda must be a finite number >= 0, got ", lambda);
   MEMEL_CHECK(dump_top >= 0, "[memel] dump_top must be >= 0, got ", dump_top);
 }
 

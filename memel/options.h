@@ -35,6 +35,10 @@ struct MemelOptions {
   MemelMode mode = MemelMode::RD;
   double delta = 1.0;                 // scaled mode only (rd = 1, naive_a = 0, naive_b = -1)
   bool active_at_eval = false;
+  // Second inhibitor (the follow-up paper): "none" or "decorrelation", which adds
+  // lambda * ||Zn^T Zn - I||_F^2 of the channel-normalised activations to the loss.
+  std::string regularizer = "none";
+  double lambda = 1e-3;
   // Dumps: histogram of MS over recent batches, log-spaced bins.
   int64_t hist_bins = 48;
   double hist_min = 1e-4, hist_max = 1e8;

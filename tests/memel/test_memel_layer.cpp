@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "autograd/gradcheck.h"
 #include "memel/layer.h"
+#include "memel/validation.h"
 
 using namespace memel;
 
@@ -255,4 +257,64 @@ TEST_CASE("memel channel neurons with a padding mask leave padded positions out"
   CHECK(layer.stats().mean.to_vector()[0] == doctest::Approx(3.0));
   CHECK(layer.stats().mean.to_vector()[1] == doctest::Approx(30.0));
   CHECK(layer.last_scores().to_vector()[10] == -1.0);
+}
+
+TEST_CASE("memel decorrelation regularizer: value and finite-difference gradient") {
+  // Two perfectly correlated channels and one independent: the penalty counts the
+  // off-diagonal correlation twice (C01 = C10 = 1).
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2, 5, 2, 4, -1, 3, 6, 0, 4, 8, 2}, {4, 3});
+  double p = decorrelation_penalty(x, 1.0, 0.0).item();
+  Tensor zc = sub(x, mean(x, {0}, true));
+  Tensor zn = div(zc, sqrt(sum(square(zc), {0}, true)));
+  std::vector<double> c = matmul(transpose(zn, 0, 1), zn).to_vector();
+  double expect = 0;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) expect += (c[i * 3 + j] - (i == j)) * (c[i * 3 + j] - (i == j));
+  CHECK(p == doctest::Approx(expect).epsilon(1e-9));
+  CHECK(c[1] == doctest::Approx(1.0));
+  Generator g(5);
+  Tensor y = Tensor::randn({2, 5, 4}, DType::F64, &g).set_requires_grad();
+  auto r = autograd::gradcheck([](const autograd::TensorList& in) { return decorrelation_penalty(in[0], 0.3); }, {y});
+  CHECK_MESSAGE(r.ok, r.message);
+}
+
+TEST_CASE("memel decorrelation regularizer: attached by configuration, summed into the loss") {
+  auto model = std::make_shared<Sequential>();
+  model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F64));
+  attach_memel(*model, opts_with(R"({"at": ["0"], "mode": "monitor", "regularizer": "decorrelation", "lambda": 0.5})"));
+  Generator g(1);
+  Tensor x = Tensor::randn({16, 6}, DType::F64, &g);
+  Tensor y = (*model)(x);
+  Tensor reg = memel_regularization(*model);
+  Tensor w = model->parameters()[0];
+  CHECK(reg.item() == doctest::Approx(decorrelation_penalty(matmul(x, w), 0.5).item()));
+  backward(reg);
+  CHECK(w.grad().defined());
+}
+
+TEST_CASE("memel validation: only rd moves the neuron against its history (toy model, plain SGD)") {
+  auto model = std::make_shared<Sequential>();
+  model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F64));
+  model->push_back(std::make_shared<Lin>(8, 1, 2, DType::F64));
+  attach_memel(*model, opts_with(R"({"at": ["0"], "mode": "monitor", "warmup": 0})"));
+  auto layer = memel_layers(*model)[0].second;
+  Generator g(3);
+  Tensor data = Tensor::randn({64, 6}, DType::F64, &g);
+  for (int b = 0; b < 8; ++b) (*model)(slice(data, 0, b * 8, b * 8 + 8));
+  auto loss_of = [&](int64_t i) { return sum(square((*model)(slice(data, 0, i, i + 1)))); };
+  auto step = [&] {
+    NoGradGuard ng;
+    for (auto& p : model->parameters()) p.copy_from(sub(p, mul(p.grad(), 1e-3)));
+  };
+  auto rows = validate_inhibition(*model, *layer, loss_of, step, 16);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].method == "original");
+  // naive_a cuts the neuron's gradient: with one sample and a bias-free first layer the
+  // weights into that neuron get no gradient, so the neuron does not move at all.
+  CHECK(rows[1].total_update_ratio == 0.0);
+  CHECK(rows[3].total_update_ratio > 0.0);
+  CHECK(format_validation_table(rows).find("| rd |") != std::string::npos);
+  // Weights restored.
+  auto again = validate_inhibition(*model, *layer, loss_of, step, 16, {"rd"});
+  CHECK(again[0].decrease_ratio == doctest::Approx(rows[3].decrease_ratio).epsilon(1e-12));
 }
