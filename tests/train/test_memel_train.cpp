@@ -1,0 +1,142 @@
+// End-to-end tests of the memel-train program (run as a subprocess).
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-train";
+const bool kHaveData = fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+
+struct Result {
+  int code;
+  std::string output;
+};
+
+Result run(const std::string& args, const std::string& env = "") {
+  const std::string log = std::string(MEMEL_BINARY_DIR) + "/memel_train_test.log";
+  const std::string cmd = env + " " + kBin + " " + args + " > " + log + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream f(log);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : (WIFSIGNALED(rc) ? 128 + WTERMSIG(rc) : rc), ss.str()};
+}
+
+std::string write_config(const std::string& name, const nlohmann::json& j) {
+  const std::string p = std::string(MEMEL_BINARY_DIR) + "/" + name;
+  std::ofstream(p) << j.dump(2);
+  return p;
+}
+
+nlohmann::json small_config() {
+  return {{"task", "image-classification"},
+          {"threads", 2},
+          {"model", {{"name", "mlp"}, {"config", {{"hidden", {64, 64}}, {"dropout", 0.1}}}}},
+          {"data", {{"train_limit", 2048}, {"eval_limit", 512}}},
+          {"optimizer", {{"type", "adamw"}, {"lr", 1e-3}}},
+          {"schedule", {{"kind", "cosine"}, {"warmup_steps", 4}}},
+          {"train", {{"steps", 48}, {"batch_size", 32}, {"eval_every", 16}, {"log_every", 4}}},
+          {"checkpoint", {{"every", 16}, {"keep_last", 3}}},
+          {"memel", {{"at", "paper"}, {"mode", "rd"}, {"warmup", 2}, {"dump_every", 16}}}};
+}
+
+std::vector<std::string> lines_without_perf(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<std::string> r;
+  std::string l;
+  while (std::getline(f, l))
+    if (l.find("\"perf\"") == std::string::npos) r.push_back(l);
+  return r;
+}
+
+std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("memel-train: config errors name the key and the expected type") {
+  auto cfg = small_config();
+  cfg["train"]["batch_sise"] = 3;
+  Result r = run("--config " + write_config("bad1.json", cfg) + " --print-config");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("unknown key 'train.batch_sise'") != std::string::npos);
+  r = run("--config " + write_config("bad2.json", small_config()) + " --set train.steps=\"many\" --print-config");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("train.steps: expected an integer, got string") != std::string::npos);
+  r = run("--config /nonexistent/config.json");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("cannot open config file /nonexistent/config.json") != std::string::npos);
+  auto bad_memel = small_config();
+  bad_memel["memel"]["mode"] = "banana";
+  r = run("--config " + write_config("bad3.json", bad_memel) + " --dry-run");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("unknown value 'banana'") != std::string::npos);
+  auto bad_data = small_config();
+  bad_data["data"]["dir"] = "/nonexistent/fmnist";
+  r = run("--config " + write_config("bad4.json", bad_data) + " --dry-run");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("/nonexistent/fmnist") != std::string::npos);
+}
+
+TEST_CASE("memel-train: killed and resumed gives the unbroken run's metrics and weights bit for bit") {
+  if (!kHaveData) {
+    MESSAGE("skipped: Fashion-MNIST not installed");
+    return;
+  }
+  const std::string base = std::string(MEMEL_BINARY_DIR) + "/train_test_runs";
+  fs::remove_all(base);
+  const std::string cfg = write_config("resume.json", small_config());
+  Result a = run("--config " + cfg + " --quiet --out " + base + "/unbroken");
+  REQUIRE_MESSAGE(a.code == 0, a.output);
+  Result b = run("--config " + cfg + " --quiet --out " + base + "/killed", "MEMEL_FAULT_KILL_STEP=40");
+  CHECK(b.code == 128 + 9);
+  // A torn checkpoint left behind by a crash must be ignored: fake one for step 40.
+  fs::create_directories(base + "/killed/checkpoints/step-00000040");
+  std::ofstream(base + "/killed/checkpoints/step-00000040/model.safetensors") << "truncated";
+  std::ofstream(base + "/killed/checkpoints/step-00000040/optimizer.safetensors") << "x";
+  std::ofstream(base + "/killed/checkpoints/step-00000040/state.json") << "{\"step\": 40}";
+  Result c = run("--config " + cfg + " --out " + base + "/killed --resume " + base + "/killed");
+  REQUIRE_MESSAGE(c.code == 0, c.output);
+  CHECK(c.output.find("skipping unreadable checkpoint") != std::string::npos);
+  CHECK(c.output.find("resumed from " + base + "/killed/checkpoints/step-00000032") != std::string::npos);
+  auto la = lines_without_perf(base + "/unbroken/metrics.jsonl"), lc = lines_without_perf(base + "/killed/metrics.jsonl");
+  CHECK(la.size() == 12 + 3);
+  CHECK(la == lc);
+  CHECK(read_file(base + "/unbroken/checkpoints/step-00000048/model.safetensors") ==
+        read_file(base + "/killed/checkpoints/step-00000048/model.safetensors"));
+  CHECK(read_file(base + "/unbroken/checkpoints/step-00000048/memel.safetensors") ==
+        read_file(base + "/killed/checkpoints/step-00000048/memel.safetensors"));
+  CHECK(read_file(base + "/unbroken/stats/step-00000048.safetensors") ==
+        read_file(base + "/killed/stats/step-00000048.safetensors"));
+}
+
+TEST_CASE("memel-train: a NaN loss stops the run naming the step and the last checkpoint") {
+  if (!kHaveData) {
+    MESSAGE("skipped: Fashion-MNIST not installed");
+    return;
+  }
+  auto cfg = small_config();
+  cfg["optimizer"]["lr"] = 1e30;  // diverges at once
+  cfg["optimizer"]["type"] = "sgd";
+  cfg["optimizer"]["momentum"] = 0.0;
+  cfg["memel"] = nullptr;
+  const std::string out = std::string(MEMEL_BINARY_DIR) + "/train_test_runs/nan";
+  fs::remove_all(out);
+  Result r = run("--config " + write_config("nan.json", cfg) + " --quiet --out " + out);
+  CHECK(r.code == 3);
+  CHECK(r.output.find("loss is") != std::string::npos);
+  CHECK(r.output.find("last good checkpoint") != std::string::npos);
+}

@@ -1,0 +1,130 @@
+#include "config.h"
+
+#include <fstream>
+
+#include "core/error.h"
+
+namespace memel::train {
+
+namespace {
+
+// Sections whose contents are not checked here (their owners validate them).
+bool free_form(const std::string& path) {
+  return path == "model.config" || path == "memel" || path == "data.options" || path == "model.overrides";
+}
+
+const char* type_of(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "array";
+  return "object";
+}
+
+bool compatible(const json& def, const json& val) {
+  if (def.is_null()) return true;  // optional (null default): any value
+  if (val.is_null()) return true;  // null resets to "unset"
+  if (def.is_number_integer()) return val.is_number_integer();
+  if (def.is_number()) return val.is_number();
+  if (def.is_boolean()) return val.is_boolean();
+  if (def.is_string()) return val.is_string();
+  if (def.is_array()) return val.is_array();
+  if (def.is_object()) return val.is_object();
+  return false;
+}
+
+}  // namespace
+
+void merge_checked(json& def, const json& user, const std::string& path) {
+  MEMEL_CHECK(user.is_object(), "[config] ", path.empty() ? "the configuration" : path, ": expected an object, got ",
+              type_of(user));
+  for (auto it = user.begin(); it != user.end(); ++it) {
+    const std::string key = path.empty() ? it.key() : path + "." + it.key();
+    if (!def.contains(it.key())) {
+      std::string known;
+      for (auto d = def.begin(); d != def.end(); ++d) known += (known.empty() ? "" : ", ") + d.key();
+      MEMEL_FAIL("[config] unknown key '", key, "' (known here: ", known, ")");
+    }
+    json& d = def[it.key()];
+    if (free_form(key)) {
+      if (d.is_object() && it.value().is_object())
+        d.update(it.value());
+      else
+        d = it.value();
+      continue;
+    }
+    MEMEL_CHECK(compatible(d, it.value()), "[config] ", key, ": expected ", d.is_number_integer() ? "an integer" : type_of(d),
+                ", got ", type_of(it.value()), " (", it.value().dump(), ")");
+    if (d.is_object() && it.value().is_object())
+      merge_checked(d, it.value(), key);
+    else
+      d = it.value();
+  }
+}
+
+void apply_set(json& cfg, const std::string& a) {
+  const size_t eq = a.find('=');
+  MEMEL_CHECK(eq != std::string::npos && eq > 0, "[config] --set expects key.path=value, got '", a, "'");
+  const std::string path = a.substr(0, eq), text = a.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (...) {
+    value = text;  // bare strings need no quotes
+  }
+  json* cur = &cfg;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    MEMEL_CHECK(!part.empty(), "[config] --set: empty key in '", path, "'");
+    if (dot == std::string::npos) {
+      (*cur)[part] = value;
+      return;
+    }
+    if (!cur->contains(part) || !(*cur)[part].is_object()) (*cur)[part] = json::object();
+    cur = &(*cur)[part];
+    start = dot + 1;
+  }
+}
+
+json resolve_config(const std::string& file, const std::vector<std::string>& sets) {
+  json user = json::object();
+  if (!file.empty()) {
+    std::ifstream f(file);
+    MEMEL_CHECK(f.good(), "[config] cannot open config file ", file);
+    try {
+      user = json::parse(f, nullptr, true, true);  // comments allowed
+    } catch (const json::parse_error& e) {
+      MEMEL_FAIL("[config] ", file, " is not valid JSON: ", e.what());
+    }
+  }
+  for (const std::string& s : sets) apply_set(user, s);
+  MEMEL_CHECK(user.is_object(), "[config] the configuration must be a JSON object");
+  MEMEL_CHECK(user.contains("task") && user["task"].is_string(), "[config] missing \"task\" (one of: "
+              "image-classification, text-classification, mlm-pretrain, nowcasting)");
+  json cfg = default_config(user["task"].get<std::string>());
+  merge_checked(cfg, user, "");
+  return cfg;
+}
+
+double get_num(const json& j, const std::string& key, const std::string& where) {
+  MEMEL_CHECK(j.contains(key) && j[key].is_number(), "[config] ", where, ".", key, ": expected a number");
+  return j[key].get<double>();
+}
+int64_t get_int(const json& j, const std::string& key, const std::string& where) {
+  MEMEL_CHECK(j.contains(key) && j[key].is_number_integer(), "[config] ", where, ".", key, ": expected an integer");
+  return j[key].get<int64_t>();
+}
+std::string get_str(const json& j, const std::string& key, const std::string& where) {
+  MEMEL_CHECK(j.contains(key) && j[key].is_string(), "[config] ", where, ".", key, ": expected a string");
+  return j[key].get<std::string>();
+}
+bool get_bool(const json& j, const std::string& key, const std::string& where) {
+  MEMEL_CHECK(j.contains(key) && j[key].is_boolean(), "[config] ", where, ".", key, ": expected true or false");
+  return j[key].get<bool>();
+}
+
+}  // namespace memel::train
