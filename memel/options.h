@@ -20,7 +20,7 @@ enum class MemelNeurons { Element, Channel };
 struct MemelOptions {
   // Where: module paths ("encoder.layer.4"), tap points ("cell0:candidate"), or the
   // single entry "paper" for the model's published placement.
-  std::vector<std::string> at;
+  std::vector<std::string> at = {"paper"};
   MemelNeurons neurons = MemelNeurons::Element;
   int64_t channel_axis = -1;          // channel neurons: which axis holds the channels
   double max_count = 0;               // 0 = never forget; N = counts stop at N samples
