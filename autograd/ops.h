@@ -103,6 +103,19 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
 Tensor embedding(const Tensor& weight, const Tensor& ids);  // ids (...) -> (..., d)
 
+// --- attention --------------------------------------------------------------------------
+// Fused scaled-dot-product attention (op "attention"): softmax(scale * q k^T + mask) over
+// the keys, dropout on those probabilities (training and dropout_p > 0, counter-based
+// masks from `gen`, identical to dropout() on the contiguous (B, H, Tq, Tk) probabilities),
+// times v. q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) -> (B, H, Tq, Dv), a view of
+// contiguous (B, Tq, H, Dv) memory. mask: additive, broadcastable to (B, H, Tq, Tk) (e.g.
+// (B, 1, 1, Tk) with 0 = keep and a very negative value = skip), or undefined; it gets no
+// gradient. scale <= 0 means 1/sqrt(D). Backward recomputes the probabilities per head
+// from the saved row log-sum-exp, so memory beyond the inputs is O(B H Tq).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor(),
+                                    double dropout_p = 0.0, bool training = false, Generator* gen = nullptr,
+                                    double scale = 0.0);
+
 // --- convolution and pooling (N, C, H, W) ---------------------------------------------
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;

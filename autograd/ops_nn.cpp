@@ -20,14 +20,14 @@ namespace {
 Tensor softmax_impl(const Tensor& x, int64_t axis, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
   check_float(x, name);
-  if (x.dim() == 0) return softmax_impl(reshape(x, {1}), 0, log).as_strided({}, {}, 0);
+  if (x.dim() == 0) return reshape(softmax_impl(reshape(x, {1}), 0, log), {});  // keeps the history
   axis = wrap_axis(axis, x.dim(), name);
   const bool last = axis == x.dim() - 1;
   Tensor xl = last ? cont(x) : cont(transpose(x.detach(), axis, -1));
   Tensor yl = empty_like(xl);
   if (yl.numel() > 0) backend_for(x).softmax(xl, yl, log);
   Tensor y = last ? yl : transpose(yl, axis, -1);
-  Tensor yd = yl;
+  Tensor yd = yl.detach();  // y may share yl's handle: never let the node own its output
   return autograd::record(name, y, {x}, [=](const TensorList& g) -> TensorList {
     Tensor gl = last ? cont(g[0]) : cont(transpose(g[0], axis, -1));
     Tensor gx = empty_like(gl);
@@ -106,7 +106,12 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 
 namespace {
 
-int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+// Output size of a convolution/pooling window sweep; 0 when the window does not fit
+// (C++ division truncates toward zero, so a negative span must not reach it).
+int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  return span < 0 ? 0 : span / s + 1;
+}
 
 // Batched per-group product helper over (N, G, rows, cols) views built with as_strided.
 // c[n, g] = alpha * op(a[g or n,g]) @ op(b[n, g]) + beta * c[n, g]
@@ -204,6 +209,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
 
 Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
   check_conv_args(x_in, w_in, bias, o, "conv_transpose2d", true);
+  if (o.out_pad_h >= o.stride_h || o.out_pad_w >= o.stride_w) {
+    // im2col/col2im pair an output of height OH with exactly H input rows only when
+    // out_pad < stride. A larger out_pad (allowed up to the dilation) is the same as
+    // out_pad / stride extra zero input rows (cols) and out_pad % stride.
+    Conv2dOptions o2 = o;
+    o2.out_pad_h = o.out_pad_h % o.stride_h;
+    o2.out_pad_w = o.out_pad_w % o.stride_w;
+    return conv_transpose2d(pad(x_in, {0, o.out_pad_w / o.stride_w, 0, o.out_pad_h / o.stride_h}), w_in, bias, o2);
+  }
   Tensor x = cont(x_in), w = cont(w_in);
   const int64_t N = x.shape()[0], Ci = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   const int64_t G = o.groups, Cig = Ci / G, Cog = w.shape()[1], Co = Cog * G, kh = w.shape()[2], kw = w.shape()[3];

@@ -63,7 +63,10 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator* gen = null
 //   multiple of nW (window b uses mask[b % nW]).
 // Returns softmax(scale * q k^T + bias + mask) v with heads concatenated: (BW, N, C).
 // Differentiable in qkv and bias (the mask is a constant). Registered op
-// "swin_window_attention".
+// "swin_window_attention". On the CPU one fused kernel per (window, head) keeps the
+// probabilities for the backward; other devices take the op-by-op path below. The bias
+// gradient is summed over a fixed split of the windows, so it does not depend on the
+// thread count.
 Tensor swin_window_attention(const Tensor& qkv, const Tensor& bias, const Tensor& mask, int64_t heads, double scale);
 // The same computed with ordinary ops (matmul, softmax, ...): the reference for tests.
 Tensor swin_window_attention_unfused(const Tensor& qkv, const Tensor& bias, const Tensor& mask, int64_t heads,

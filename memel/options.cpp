@@ -83,6 +83,7 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
       } else {
         MEMEL_CHECK(v.is_array(), "[config] ", key, ": expected \"paper\" or a list of module names, got ",
                     v.type_name());
+        o.at.clear();
         for (auto& e : v) {
           MEMEL_CHECK(e.is_string(), "[config] ", key, ": expected strings, got ", e.dump());
           o.at.push_back(e.get<std::string>());

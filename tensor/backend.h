@@ -91,6 +91,21 @@ class Backend {
   virtual void avg_pool2d_backward(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw,
                                    bool count_pad, Tensor& gx) = 0;
 
+  // Fused scaled-dot-product attention (tensor/cpu/attention.cpp), one (batch, head) at a
+  // time: P = softmax(scale * q k^T + mask) over keys, optional dropout on P, out = P v.
+  // q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) and out (B, H, Tq, Dv) are views
+  // with unit stride in the last axis; mask is additive, a view expanded to (B, H, Tq, Tk)
+  // (any strides), or undefined. lse (B, H, Tq) contiguous receives each row's
+  // log-sum-exp (-inf for a row whose every key is -inf), so the backward recomputes P
+  // instead of saving it. Dropout (p > 0) keeps element (b, h, i, j) when
+  // philox_uniform(seed, offset, flat index in (B, H, Tq, Tk)) >= p and scales by 1/(1-p).
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
+                         double p, uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse) = 0;
+  // Gradients of the above for gout (B, H, Tq, Dv); gq, gk, gv are views like q, k, v.
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                  const Tensor& lse, const Tensor& gout, double scale, double p, uint64_t seed,
+                                  uint64_t offset, Tensor& gq, Tensor& gk, Tensor& gv) = 0;
+
   // Cross-entropy on logits (rows, classes) with integer targets (rows). Per-row loss
   // written to `loss` (0 for ignored rows); `lse` (rows) saved for the backward.
   virtual void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,

@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "tensor/backend.h"
+#include "tensor/cpu/attention.h"
 #include "tensor/cpu/strided.h"
 
 namespace memel {
@@ -575,6 +576,16 @@ class CpuBackend final : public Backend {
         });
       }
     });
+  }
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale, double p,
+                 uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse) override {
+    attention_forward(q, k, v, mask, scale, p, seed, offset, out, lse);  // tensor/cpu/attention.cpp
+  }
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& lse,
+                          const Tensor& gout, double scale, double p, uint64_t seed, uint64_t offset, Tensor& gq,
+                          Tensor& gk, Tensor& gv) override {
+    cpu::attention_backward(q, k, v, mask, lse, gout, scale, p, seed, offset, gq, gk, gv);
   }
 
   void dropout_mask(uint64_t seed, uint64_t offset, double p, Tensor& mask) override {

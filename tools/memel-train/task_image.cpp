@@ -4,6 +4,7 @@
 #include "config.h"
 #include "data/fashion_mnist.h"
 #include "models/small.h"
+#include "models/swin.h"
 #include "task.h"
 
 namespace memel::train {
@@ -23,8 +24,12 @@ class ImageClassification : public Task {
       auto cnn = std::make_shared<CNN>(CNNConfig::from_json(mc));
       paper_ = cnn->paper_memel_targets();
       model_ = cnn;
+    } else if (name == "swin") {
+      auto swin = std::make_shared<SwinTransformer>(SwinConfig::from_json(mc, "model.config"));
+      paper_ = paper_memel_targets(*swin);
+      model_ = swin;
     } else {
-      MEMEL_FAIL("[config] model.name: unknown image model '", name, "' (known: mlp, cnn)");
+      MEMEL_FAIL("[config] model.name: unknown image model '", name, "' (known: mlp, cnn, swin)");
     }
     const json& d = cfg.at("data");
     const std::string ds = get_str(d, "dataset", "data");

@@ -409,6 +409,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   // right after step N (before that step's evaluation and checkpoint).
   const char* kill_env = std::getenv("MEMEL_FAULT_KILL_STEP");
   const int64_t kill_step = kill_env ? std::atoll(kill_env) : -1;
+  MemelDump final_dump;
   model->train();
   double items = 0, wait_ms = 0, window_ms = 0, rate = 0;
   auto t_window = Clock::now();
@@ -460,6 +461,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
     progress.update(step, loss_v, lr, rate, ms_since(t_step), log_every);
     if (step % eval_every == 0 || step == total_steps) evaluate(step);
+    if (ms.enabled && step == total_steps) final_dump = collect_memel_dump(*model, step);
     if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps))
       write_memel_dump(*model, (rd / "stats" / step_name(step)).string(), step);
     if (step % ckpt_every == 0 || step == total_steps) save_checkpoint(step);
@@ -473,6 +475,11 @@ json run_training(const json& cfg, const RunOptions& ro) {
                   {"primary_metric", task->primary_metric()},
                   {"wall_s", ms_since(t_start) / 1000.0},
                   {"memel_layers", memel_names},
+                  {"memel_mean_ms", [&] {
+                     json m = json::object();
+                     for (auto& l : final_dump.layers) m[l.name] = l.mean_ms;
+                     return m;
+                   }()},
                   {"checkpoint", last_ckpt}};
   write_text_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
   if (!ro.quiet) {
@@ -542,6 +549,8 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
                            {"run_dir", r.out_dir}});
         for (auto& kv : sum["final"].items())
           if (kv.value().is_number()) table[label][kv.key()].push_back(kv.value().get<double>());
+        // Mean MS per memel layer over the last dump window (the toy comparison's figure).
+        for (auto& kv : sum["memel_mean_ms"].items()) table[label]["MS " + kv.key()].push_back(kv.value().get<double>());
       }
     }
   }
@@ -560,6 +569,10 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     md << "| " << v << " |";
     for (auto& n : metric_names) {
       const auto& xs = table[v][n];
+      if (xs.empty()) {
+        md << " - |";
+        continue;
+      }
       double mean = 0, sd = 0;
       for (double x : xs) mean += x / double(xs.size());
       for (double x : xs) sd += (x - mean) * (x - mean);
