@@ -131,7 +131,7 @@ TEST_CASE("radar synth: HKO-7 pixels, echoes over the rain thresholds, motion, d
   CHECK(heavy > total / 1000);  // and some above 10 mm/h
   CHECK(change > 0);
   CHECK(ds.get(3).at("frames").to_vector() == ds.get(3).at("frames").to_vector());
-  RadarSynthOptions bad = o;
-  bad.max_blobs = 1;
-  CHECK_THROWS_WITH_AS(RadarSynthDataset{bad}, doctest::Contains("min_blobs"), memel::Error);
+  RadarSynthOptions wrong = o;
+  wrong.max_blobs = 1;
+  CHECK_THROWS_WITH_AS(RadarSynthDataset{wrong}, doctest::Contains("min_blobs"), memel::Error);
 }

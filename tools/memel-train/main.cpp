@@ -26,6 +26,7 @@ void usage(FILE* f) {
                "usage: memel-train --config FILE [--set key.path=value]... [--out DIR] [--resume DIR|last]\n"
                "                   [--print-config] [--dry-run] [--quiet]\n"
                "                   [--compare baseline,naive_a,naive_b,rd [--seeds N] [--sweep key=v1,v2]...]\n"
+               "                   [--validate N [--validate-lr LR]]\n"
                "\n"
                "  --config FILE     run configuration (JSON); see configs/ for examples\n"
                "  --set k.p=v       override one key (v is JSON, or a bare string)\n"
@@ -37,6 +38,8 @@ void usage(FILE* f) {
                "  --quiet           no progress output\n"
                "  --compare LIST    run each variant for --seeds seeds; writes compare.md/json\n"
                "  --sweep k=v1,v2   with --compare: grid over memel keys (MEmeL-Tune: k, delta)\n"
+               "  --validate N      after training: Decrease Ratio / Total Update Ratio of original,\n"
+               "                    naive_a, naive_b, rd on N eval samples (--validate-lr, default 1e-4)\n"
                "tasks: ");
   std::string known;
   for (auto& kv : task_registry()) known += (known.empty() ? "" : ", ") + kv.first;
@@ -55,6 +58,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> sets, sweep;
   bool print = false, dry = false, quiet = false;
   int seeds = 1;
+  int64_t validate = 0;
+  double validate_lr = 1e-4;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* flag) -> std::string {
@@ -74,6 +79,8 @@ int main(int argc, char** argv) {
     else if (a == "--compare") compare = value("--compare");
     else if (a == "--seeds") seeds = std::atoi(value("--seeds").c_str());
     else if (a == "--sweep") sweep.push_back(value("--sweep"));
+    else if (a == "--validate") validate = std::atoll(value("--validate").c_str());
+    else if (a == "--validate-lr") validate_lr = std::atof(value("--validate-lr").c_str());
     else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
@@ -97,6 +104,8 @@ int main(int argc, char** argv) {
     ro.out_dir = out;
     ro.quiet = quiet;
     ro.dry_run = dry;
+    ro.validate = validate;
+    ro.validate_lr = validate_lr;
     if (resume == "last") resume = out.empty() ? default_run_dir(cfg) : out;
     ro.resume = resume;
     if (!resume.empty() && ro.out_dir.empty())

@@ -20,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "memel/dump.h"
 #include "memel/layer.h"
+#include "memel/validation.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
@@ -468,6 +469,31 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
   metrics.close();
 
+  json validation;
+  if (ro.validate > 0) {
+    auto layers = memel_layers(*model);
+    MEMEL_CHECK(!layers.empty(), "[memel-train] --validate needs a memel layer (set \"memel\" in the config)");
+    auto eval_set = task->eval_set();
+    const int64_t n = std::min<int64_t>(ro.validate, eval_set->size());
+    auto loss_of = [&](int64_t i) {
+      Example b = eval_set->get_batch({i});
+      task->before_forward(b);
+      return task->loss(b);
+    };
+    auto step_fn = [&] {
+      AdamWOptions o;  // a fresh optimiser each sample: one clean step
+      o.lr = ro.validate_lr;
+      o.weight_decay = 0.0;
+      AdamW fresh(model->parameters(), o);
+      fresh.step();
+    };
+    auto rows = validate_inhibition(*model, *layers[0].second, loss_of, step_fn, n);
+    validation = validation_to_json(rows);
+    write_text_atomic((rd / "validation.json").string(), validation.dump(2) + "\n");
+    progress.line("[validate] layer " + layers[0].first + ", " + std::to_string(n) + " samples, one AdamW step (lr " +
+                  std::to_string(ro.validate_lr) + ") each\n" + format_validation_table(rows));
+  }
+
   json summary = {{"run_dir", run_dir},
                   {"steps", step},
                   {"final", last_eval},
@@ -480,7 +506,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
                      for (auto& l : final_dump.layers) m[l.name] = l.mean_ms;
                      return m;
                    }()},
-                  {"checkpoint", last_ckpt}};
+                  {"checkpoint", last_ckpt},
+                  {"validation", validation}};
   write_text_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
   if (!ro.quiet) {
     std::ostringstream os;

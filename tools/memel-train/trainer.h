@@ -31,6 +31,10 @@ struct RunOptions {
   bool quiet = false;
   bool dry_run = false;  // build everything, run one batch, write nothing
   bool allow_existing = false;
+  // After training: the paper's inhibition check (memel/validation.h) on this many
+  // evaluation samples at the first memel layer; table printed, validation.json written.
+  int64_t validate = 0;
+  double validate_lr = 1e-4;
 };
 
 // Set by the SIGINT handler: the loop writes a checkpoint and stops.
