@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <mutex>
 #include <sstream>
 
 #include "autograd/ops_util.h"
@@ -323,14 +324,25 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
       double* ph = ms_hist_.data<double>();
       double* pin = inhibited_.data<double>();
       const int64_t nb = opts_.hist_bins;
-      for (int64_t i = 0; i < x.numel(); ++i) {
-        const double p = double(pphi[i]);
-        if (p < 0) continue;
-        const int64_t j = opts_.neurons == MemelNeurons::Element ? i % g.n : g.neuron(i % g.n);
-        psum[j] += p;
-        pn[j] += 1;
-        ph[hist_bin(p, opts_.hist_min, opts_.hist_max, nb)] += 1;
-      }
+      // Per neuron, in parallel; histogram counts are merged per chunk (integer counts in
+      // doubles, so the result does not depend on the split).
+      std::mutex hist_mu;
+      parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
+        std::vector<double> local(static_cast<size_t>(nb), 0.0);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t base = blk * C * g.inner;
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t t = 0; t < g.inner; ++t) {
+              const double p = double(pphi[base + c * g.inner + t]);
+              if (p < 0) continue;
+              psum[c] += p;
+              pn[c] += 1;
+              local[hist_bin(p, opts_.hist_min, opts_.hist_max, nb)] += 1;
+            }
+        }
+        std::lock_guard<std::mutex> lk(hist_mu);
+        for (int64_t b = 0; b < nb; ++b) ph[b] += local[b];
+      });
       for (int64_t i : selected) pin[g.neuron(i % g.n)] += 1;
     }
   });

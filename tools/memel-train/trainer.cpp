@@ -471,8 +471,10 @@ json run_training(const json& cfg, const RunOptions& ro) {
 
   json validation;
   if (ro.validate > 0) {
+    // The first layer of the main placement (not a monitor_at one).
     auto layers = memel_layers(*model);
     MEMEL_CHECK(!layers.empty(), "[memel-train] --validate needs a memel layer (set \"memel\" in the config)");
+    std::stable_partition(layers.begin(), layers.end(), [&](const auto& l) { return l.first == memel_names.front(); });
     auto eval_set = task->eval_set();
     const int64_t n = std::min<int64_t>(ro.validate, eval_set->size());
     auto loss_of = [&](int64_t i) {
