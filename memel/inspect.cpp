@@ -42,7 +42,7 @@ std::string format_dump_summary(const MemelDump& d, double tau) {
     std::string top = l.top.empty() ? "-" : index_str(l.top[0].index) + " (" + fmt(l.top[0].mean_ms) + ")";
     os << pad(l.name, w) << "  " << pad(std::to_string(l.ms_mean.numel()) + " " + shape_str(l.neuron_shape), 14)
        << pad(std::to_string(l.batches), 9) << pad(fmt(l.mean_ms), 11) << pad(fmt(100 * l.share_above(tau), 1) + "%", 9)
-       << pad(fmt(l.total_inhibited, 0), 11) << top << "\n";
+       << pad(std::to_string((long long)l.total_inhibited), 11) << top << "\n";
   }
   return os.str();
 }
@@ -72,7 +72,7 @@ std::string format_dump_top(const MemelDump& d, int64_t n) {
       idx[dd] = f % row.layer->neuron_shape[dd];
       f /= row.layer->neuron_shape[dd];
     }
-    os << (r + 1) << "  " << row.layer->name << "  " << index_str(idx) << "  " << fmt(row.ms) << "  " << fmt(row.inh, 0)
+    os << (r + 1) << "  " << row.layer->name << "  " << index_str(idx) << "  " << fmt(row.ms) << "  " << (long long)row.inh
        << "  " << fmt(row.layer->mean.to_vector()[row.flat]) << "  " << fmt(row.layer->var.to_vector()[row.flat]) << "\n";
   }
   return os.str();
