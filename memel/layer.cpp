@@ -64,13 +64,10 @@ std::vector<uint8_t> expand_mask(const Tensor& mask, const Tensor& x) {
   return valid;
 }
 
-int64_t hist_bin(double phi, double lo, double hi, int64_t bins) {
-  if (bins == 1) return 0;
-  if (phi < lo) return 0;
-  if (phi >= hi) return bins - 1;
-  // inner bins 1..bins-2 cover [lo, hi) log-uniformly
-  const double t = std::log(phi / lo) / std::log(hi / lo);
-  return 1 + std::min<int64_t>(bins - 3, static_cast<int64_t>(t * double(bins - 2)));
+// Bin of phi given the inner edges (bins - 1 of them): bin k covers [edges[k-1], edges[k]),
+// bin 0 lies below edges[0], the last bin at or above edges.back().
+inline int64_t hist_bin(double phi, const std::vector<double>& edges) {
+  return std::upper_bound(edges.begin(), edges.end(), phi) - edges.begin();
 }
 
 // How many of the n candidates in a scope to take (threshold: decided per element).
@@ -88,6 +85,14 @@ int64_t select_count(const MemelOptions& o, int64_t n) {
 // Order: phi descending, ties toward the lower index. Appends ascending indices.
 template <typename T>
 void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& o, std::vector<int64_t>& out) {
+  if (o.select == MemelSelect::TopK && o.k == 1) {
+    // The first largest valid score (ties toward the lower index).
+    int64_t best = -1;
+    for (int64_t i = begin; i < end; ++i)
+      if (phi[i] >= T(0) && (best < 0 || phi[i] > phi[best])) best = i;
+    if (best >= 0) out.push_back(best);
+    return;
+  }
   std::vector<int64_t> cand;
   cand.reserve(static_cast<size_t>(end - begin));
   for (int64_t i = begin; i < end; ++i)
@@ -327,6 +332,7 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
       // Per neuron, in parallel; histogram counts are merged per chunk (integer counts in
       // doubles, so the result does not depend on the split).
       std::mutex hist_mu;
+      const std::vector<double> edges = hist_edges();
       parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
         std::vector<double> local(static_cast<size_t>(nb), 0.0);
         for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -337,7 +343,7 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
               if (p < 0) continue;
               psum[c] += p;
               pn[c] += 1;
-              local[hist_bin(p, opts_.hist_min, opts_.hist_max, nb)] += 1;
+              local[hist_bin(p, edges)] += 1;
             }
         }
         std::lock_guard<std::mutex> lk(hist_mu);
