@@ -318,3 +318,16 @@ TEST_CASE("memel validation: only rd moves the neuron against its history (toy m
   auto again = validate_inhibition(*model, *layer, loss_of, step, 16, {"rd"});
   CHECK(again[0].decrease_ratio == doctest::Approx(rows[3].decrease_ratio).epsilon(1e-12));
 }
+
+TEST_CASE("memel histogram: every score lands in the bin its edges give") {
+  MemelLayer layer(opts_with(R"({"mode": "monitor", "warmup": 0})"));
+  Generator g(9);
+  layer(Tensor::randn({64, 50}, DType::F64, &g));
+  Tensor x = mul(Tensor::randn({64, 50}, DType::F64, &g), 30.0);
+  layer.reset_window();
+  layer(x);
+  std::vector<double> edges = layer.hist_edges(), phi = layer.last_scores().to_vector();
+  std::vector<double> expect(edges.size() + 1, 0.0);
+  for (double p : phi) expect[std::upper_bound(edges.begin(), edges.end(), p) - edges.begin()] += 1;
+  CHECK(layer.state_dict().at("ms_hist").to_vector() == expect);
+}
