@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace memel {
 namespace {
@@ -169,18 +170,6 @@ bool pread_all(int fd, void* dst, uint64_t n, uint64_t offset) {
   return true;
 }
 
-bool write_all(int fd, const void* src, size_t n) {
-  const char* p = static_cast<const char*>(src);
-  while (n > 0) {
-    ssize_t r = ::write(fd, p, std::min<size_t>(n, 1u << 30));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
 uint64_t open_sized(const std::string& path, Fd& f) {
   const std::string& what = path;
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -312,34 +301,12 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsIte
                        const std::map<std::string, std::string>& metadata) {
   const std::string& what = path;
   Prepared p = prepare(items, metadata);
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ST_CHECK(fd >= 0, "cannot create ", tmp, " (", std::strerror(errno), ")");
-  bool ok = write_all(fd, p.header.data(), p.header.size());
-  for (const SafetensorsItem* it : p.order) ok = ok && write_all(fd, it->data, it->nbytes);
-  int err = ok ? 0 : errno;
-  ok = ok && ::fsync(fd) == 0;
-  if (ok == false && err == 0) err = errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    ST_FAIL("cannot write ", tmp, " (", std::strerror(err), ")");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    ST_FAIL("cannot rename ", tmp, " to the destination (", std::strerror(err), ")");
-  }
-  // Make the rename itself durable (best effort: not every filesystem allows it).
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  std::vector<std::pair<const void*, size_t>> chunks = {{p.header.data(), p.header.size()}};
+  for (const SafetensorsItem* it : p.order) chunks.emplace_back(it->data, it->nbytes);
+  try {
+    write_file_atomic(path, chunks);
+  } catch (const Error& e) {
+    ST_FAIL(e.what());
   }
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "core/file_io.h"
 #include "memel/layer.h"
 #include "tensor/tensor_io.h"
 
@@ -48,17 +49,6 @@ void fill_summary(LayerDump& d, int64_t top_n) {
   for (int64_t i = 0; i < k; ++i) d.top.push_back({order[i], unravel(order[i], d.neuron_shape), m[order[i]], inh[order[i]]});
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    MEMEL_CHECK(f.good(), "[memel dump] cannot write ", tmp);
-    f << text;
-    f.flush();
-    MEMEL_CHECK(f.good(), "[memel dump] write to ", tmp, " failed (disk full?)");
-  }
-  MEMEL_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "[memel dump] cannot rename ", tmp, " to ", path);
-}
 
 }  // namespace
 
@@ -115,7 +105,7 @@ void write_memel_dump(const Module& root, const std::string& prefix, int64_t ste
     j["layers"].push_back(l);
   }
   save_safetensors(prefix + ".safetensors", tensors, {{"format", "memel-stats/1"}, {"step", std::to_string(step)}});
-  write_text_atomic(prefix + ".json", j.dump(1));
+  write_file_atomic(prefix + ".json", j.dump(1));
   if (reset_window)
     for (auto& [name, layer] : memel_layers(root)) layer->reset_window();
 }

@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "memel/dump.h"
+#include "core/file_io.h"
 #include "memel/layer.h"
 #include "memel/validation.h"
 #include "optim/adamw.h"
@@ -47,19 +48,6 @@ std::string step_name(int64_t step) {
   return buf;
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    MEMEL_CHECK(f.good(), "[memel-train] cannot write ", tmp);
-    f << text;
-    f.flush();
-    MEMEL_CHECK(f.good(), "[memel-train] writing ", tmp, " failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  MEMEL_CHECK(!ec, "[memel-train] cannot rename ", tmp, " to ", path, ": ", ec.message());
-}
 
 // Memel options from the config's "memel" section (minus the trainer's own keys).
 struct MemelSetup {
@@ -296,7 +284,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
   fs::create_directories(rd / "checkpoints");
   fs::create_directories(rd / "stats");
-  write_text_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
 
   std::vector<json> metric_lines;  // kept so a resume can rewrite the file up to its step
   if (!resume_ckpt.empty()) {
@@ -331,7 +319,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
   std::string text;
   for (auto& j : metric_lines) text += j.dump() + "\n";
-  write_text_atomic((rd / "metrics.jsonl").string(), text);
+  write_file_atomic((rd / "metrics.jsonl").string(), text);
   std::ofstream metrics((rd / "metrics.jsonl").string(), std::ios::app);
   auto emit = [&](const json& j) {
     metrics << j.dump() << "\n";
@@ -356,7 +344,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
                {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
                {"schedule", sched.state_dict()},
                {"best", std::isnan(best) ? json(nullptr) : json(best)}};
-    write_text_atomic((tmp / "state.json").string(), st.dump(2) + "\n");
+    write_file_atomic((tmp / "state.json").string(), st.dump(2) + "\n");
     fs::remove_all(dir);
     fs::rename(tmp, dir);
     last_ckpt = dir.string();
@@ -398,7 +386,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
       const fs::path bd = rd / "checkpoints" / "best";
       fs::create_directories(bd);
       task->save_weights((bd / "model.safetensors").string());
-      write_text_atomic((bd / "metrics.json").string(), line.dump(2) + "\n");
+      write_file_atomic((bd / "metrics.json").string(), line.dump(2) + "\n");
     }
     std::ostringstream os;
     os << "[eval] step " << s;
@@ -491,7 +479,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
     };
     auto rows = validate_inhibition(*model, *layers[0].second, loss_of, step_fn, n);
     validation = validation_to_json(rows);
-    write_text_atomic((rd / "validation.json").string(), validation.dump(2) + "\n");
+    write_file_atomic((rd / "validation.json").string(), validation.dump(2) + "\n");
     progress.line("[validate] layer " + layers[0].first + ", " + std::to_string(n) + " samples, one AdamW step (lr " +
                   std::to_string(ro.validate_lr) + ") each\n" + format_validation_table(rows));
   }
@@ -510,7 +498,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
                    }()},
                   {"checkpoint", last_ckpt},
                   {"validation", validation}};
-  write_text_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
+  write_file_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
   if (!ro.quiet) {
     std::ostringstream os;
     os << "[memel-train] done: " << step << " steps in " << summary["wall_s"].get<double>() << " s\n";
@@ -614,8 +602,8 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     md << "\n";
   }
   json out_j = {{"seeds", seeds}, {"variants", order}, {"summary", summary}, {"runs", results}};
-  write_text_atomic((fs::path(out) / "compare.json").string(), out_j.dump(2) + "\n");
-  write_text_atomic((fs::path(out) / "compare.md").string(), md.str());
+  write_file_atomic((fs::path(out) / "compare.json").string(), out_j.dump(2) + "\n");
+  write_file_atomic((fs::path(out) / "compare.md").string(), md.str());
   if (!ro.quiet) std::printf("\n%s\n[compare] table: %s\n", md.str().c_str(), (fs::path(out) / "compare.md").string().c_str());
   return out_j;
 }
