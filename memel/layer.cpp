@@ -277,14 +277,31 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
         denom[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
       }
     };
-    // One read of the activation: batch statistics per neuron (Welford, double) and,
-    // unless scoring after the update, the scores against the history.
+    // One read of the activation: per neuron, the batch count and shifted sums (shift =
+    // the running mean, or the neuron's first value in the batch when it has no history,
+    // so the sums stay well conditioned), and unless scoring after the update, the scores
+    // against the history together with the dump window (MS sums and histogram).
     std::vector<double> bcnt(static_cast<size_t>(C), 0.0), bmean(static_cast<size_t>(C), 0.0),
-        bm2(static_cast<size_t>(C), 0.0);
+        bm2(static_cast<size_t>(C), 0.0), shift(static_cast<size_t>(C), 0.0);
+    std::vector<uint8_t> have_shift(static_cast<size_t>(C), 0);
     const bool score_now = !opts_.score_after_update || !update;
     if (score_now) make_denoms();
     const int64_t blocks = g.B * g.outer;  // each block holds C * inner elements
+    const int64_t nb = opts_.hist_bins;
+    const std::vector<double> edges = hist_edges();
+    const double lg_lo = edges.empty() ? 0.0 : std::log2(edges.front());
+    const double per_log2 = edges.size() < 2 ? 0.0 : double(edges.size() - 1) / (std::log2(edges.back()) - lg_lo);
+    double* psum = ms_sum_.data<double>();
+    double* pn = ms_n_.data<double>();
+    double* ph = ms_hist_.data<double>();
+    std::mutex hist_mu;
+    for (int64_t c = 0; c < C; ++c)
+      if (double(pm[c]) > 0) {
+        shift[c] = double(pmu[c]);
+        have_shift[c] = 1;
+      }
     parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
+      std::vector<double> local(static_cast<size_t>(update && score_now ? nb : 0), 0.0);
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t base = blk * C * g.inner;
         for (int64_t c = c0; c < c1; ++c) {
@@ -297,23 +314,41 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
             }
             const double z = double(px[i]);
             if (update) {
-              const double k = bcnt[c] + 1.0;
-              const double dlt = z - bmean[c];
-              bmean[c] += dlt / k;
-              bm2[c] += dlt * (z - bmean[c]);
-              bcnt[c] = k;
+              if (!have_shift[c]) {
+                shift[c] = z;
+                have_shift[c] = 1;
+              }
+              const double d = z - shift[c];
+              bmean[c] += d;
+              bm2[c] += d * d;
+              bcnt[c] += 1.0;
             }
             if (score_now) {
               const double e = z - mu_old;
-              pphi[i] = T(e * e / dn);
+              const double p = e * e / dn;
+              pphi[i] = T(p);
+              if (update) {
+                psum[c] += p;
+                pn[c] += 1;
+                local[hist_bin(p, edges, lg_lo, per_log2)] += 1;
+              }
             }
           }
         }
       }
+      if (!local.empty()) {
+        std::lock_guard<std::mutex> lk(hist_mu);
+        for (int64_t k = 0; k < nb; ++k) ph[k] += local[k];
+      }
     });
-    if (update) {
+    if (update)
       for (int64_t c = 0; c < C; ++c)
-        if (bcnt[c] > 0) bm2[c] /= bcnt[c];  // biased batch variance
+        if (bcnt[c] > 0) {
+          const double m1 = bmean[c] / bcnt[c];  // mean of (z - shift)
+          bm2[c] = std::max(0.0, bm2[c] / bcnt[c] - m1 * m1);  // biased batch variance
+          bmean[c] = shift[c] + m1;
+        }
+    if (update) {
       stats_.merge(Tensor::from_vector(bcnt, {C}, DType::F64), Tensor::from_vector(bmean, {C}, DType::F64),
                    Tensor::from_vector(bm2, {C}, DType::F64), opts_.max_count);
       batches_.fill_(double(seen + 1));
@@ -342,35 +377,28 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
         for (auto& v : per) selected.insert(selected.end(), v.begin(), v.end());
       }
     }
-    // Window accumulators (training only).
+    // Window accumulators (training only); with the default order they were filled in the
+    // main pass. Histogram counts are merged per chunk (integer counts in doubles, so the
+    // result does not depend on the split).
     if (update) {
-      double* psum = ms_sum_.data<double>();
-      double* pn = ms_n_.data<double>();
-      double* ph = ms_hist_.data<double>();
       double* pin = inhibited_.data<double>();
-      const int64_t nb = opts_.hist_bins;
-      // Per neuron, in parallel; histogram counts are merged per chunk (integer counts in
-      // doubles, so the result does not depend on the split).
-      std::mutex hist_mu;
-      const std::vector<double> edges = hist_edges();
-      const double lg_lo = edges.empty() ? 0.0 : std::log2(edges.front());
-      const double per_log2 = edges.size() < 2 ? 0.0 : double(edges.size() - 1) / (std::log2(edges.back()) - lg_lo);
-      parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
-        std::vector<double> local(static_cast<size_t>(nb), 0.0);
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-          const int64_t base = blk * C * g.inner;
-          for (int64_t c = c0; c < c1; ++c)
-            for (int64_t t = 0; t < g.inner; ++t) {
-              const double p = double(pphi[base + c * g.inner + t]);
-              if (p < 0) continue;
-              psum[c] += p;
-              pn[c] += 1;
-              local[hist_bin(p, edges, lg_lo, per_log2)] += 1;
-            }
-        }
-        std::lock_guard<std::mutex> lk(hist_mu);
-        for (int64_t b = 0; b < nb; ++b) ph[b] += local[b];
-      });
+      if (!score_now)
+        parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
+          std::vector<double> local(static_cast<size_t>(nb), 0.0);
+          for (int64_t blk = 0; blk < blocks; ++blk) {
+            const int64_t base = blk * C * g.inner;
+            for (int64_t c = c0; c < c1; ++c)
+              for (int64_t t = 0; t < g.inner; ++t) {
+                const double p = double(pphi[base + c * g.inner + t]);
+                if (p < 0) continue;
+                psum[c] += p;
+                pn[c] += 1;
+                local[hist_bin(p, edges, lg_lo, per_log2)] += 1;
+              }
+          }
+          std::lock_guard<std::mutex> lk(hist_mu);
+          for (int64_t k = 0; k < nb; ++k) ph[k] += local[k];
+        });
       for (int64_t i : selected) pin[g.neuron(i % g.n)] += 1;
     }
   });
