@@ -5,6 +5,7 @@
 #include "data/fashion_mnist.h"
 #include "models/small.h"
 #include "models/swin.h"
+#include "tensor/tensor_io.h"
 #include "task.h"
 
 namespace memel::train {
@@ -30,6 +31,18 @@ class ImageClassification : public Task {
       model_ = swin;
     } else {
       MEMEL_FAIL("[config] model.name: unknown image model '", name, "' (known: mlp, cnn, swin)");
+    }
+    // Pretrained weights (a safetensors file): Swin through its name mapping (timm,
+    // torchvision; a different head is re-initialised and reported), others by name.
+    if (m.at("pretrained").is_string()) {
+      const std::string path = m.at("pretrained").get<std::string>();
+      if (auto swin = std::dynamic_pointer_cast<SwinTransformer>(model_)) {
+        load_swin_weights(*swin, path);
+      } else {
+        StateDict sd;
+        for (auto& [k, t] : load_safetensors(path).tensors) sd[k] = t;
+        model_->load_state_dict(sd);
+      }
     }
     const json& d = cfg.at("data");
     const std::string ds = get_str(d, "dataset", "data");

@@ -224,11 +224,6 @@ json run_training(const json& cfg, const RunOptions& ro) {
       for (auto& n : attach_memel(*model, mon)) memel_names.push_back(n);
     }
   }
-  const json& pre = cfg.at("model").at("pretrained");
-  if (pre.is_string() && !ro.dry_run) {
-    // Tasks with reference-name loaders handle "pretrained" themselves; plain models load
-    // parameters by name here.
-  }
 
   const json& tc = cfg.at("train");
   const int64_t batch_size = get_int(tc, "batch_size", "train"), accum = get_int(tc, "grad_accum", "train");
