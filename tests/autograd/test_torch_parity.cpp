@@ -11,6 +11,8 @@
 // elementwise ratio). Bound: 1e-5 for every output and gradient.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -57,18 +59,6 @@ Tensor from_json(const json& j) {
   Shape s = j.at("shape").get<Shape>();
   std::vector<float> v = j.at("data").get<std::vector<float>>();
   return Tensor::from_vector(v, s, DType::F32);
-}
-
-// max |a - b| / max |b| (b: the reference).
-double rel_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return num / std::max(den, 1e-30);
 }
 
 uint64_t g_seed = 1000;

@@ -3,6 +3,8 @@
 // output wrappers).
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <limits>
 
@@ -13,14 +15,6 @@ using namespace memel;
 using autograd::TensorList;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 // q, k, v as heads of (B, T, H*D) projections (strided views), a padding mask with a
 // fully masked sequence row pattern, output and input gradients for fused or reference.

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -17,19 +19,6 @@
 using namespace memel;
 
 namespace {
-
-// The message of the memel::Error thrown by f, without the " (file.cpp:123)" suffix.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string s = e.what();
-    size_t p = s.rfind(" (");
-    if (p != std::string::npos && s.back() == ')' && s.find(".cpp:", p) != std::string::npos) s.resize(p);
-    return s;
-  }
-  return "<no error>";
-}
 
 struct Stats {
   double mean = 0, std = 0, min = 1e300, max = -1e300;

@@ -3,6 +3,8 @@
 // fused and unfused attention giving the same training step.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -26,14 +28,6 @@ BertConfig tiny(int64_t vocab = 50) {
   c.num_attention_heads = 2;
   c.intermediate_size = 24;
   return c;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 std::vector<std::string> names_of(const Module& m) {

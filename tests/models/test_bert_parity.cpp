@@ -12,6 +12,8 @@
 // Skips (with a message) when /usr/bin/python3 cannot import torch (the script exits 77).
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -25,22 +27,6 @@
 #include "tensor/tensor_io.h"
 
 using namespace memel;
-
-namespace {
-
-// max |a - b| / max |b|
-double rel_err(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num = std::max(num, std::abs(x[i] - y[i]));
-    den = std::max(den, std::abs(y[i]));
-  }
-  return den > 0 ? num / den : num;
-}
-
-}  // namespace
 
 TEST_CASE("bert parity: hidden states, pooled output, MLM logits and gradients vs PyTorch") {
   const std::string dir = std::string(MEMEL_BINARY_DIR) + "/bert_parity";

@@ -2,6 +2,8 @@
 // sequence runs, parameter names, tap points and the paper's memel placement.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -12,14 +14,6 @@
 using namespace memel;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 ConvGRUConfig tiny() {
   return ConvGRUConfig::from_json(nlohmann::json::parse(R"({

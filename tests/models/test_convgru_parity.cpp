@@ -7,6 +7,8 @@
 // Skips (with a message) when /usr/bin/python3 cannot import torch.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -19,24 +21,6 @@
 using namespace memel;
 
 namespace {
-
-bool have_torch() {
-  static int ok = -1;
-  if (ok < 0) ok = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0 ? 1 : 0;
-  return ok == 1;
-}
-
-// max |a - b| / max |b|
-double rel_err(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num = std::max(num, std::abs(x[i] - y[i]));
-    den = std::max(den, std::abs(y[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 std::string dir() {
   const std::string d = std::string(MEMEL_BINARY_DIR) + "/convgru_parity";
@@ -118,7 +102,7 @@ Case cell_case(const std::string& name, ConvGRUOptions o, Shape xshape, bool wit
 }  // namespace
 
 TEST_CASE("convgru parity: cells and a two-level encoder-forecaster vs PyTorch, 5 time steps") {
-  if (!have_torch()) {
+  if (!python_has("torch")) {
     MESSAGE("skipped: /usr/bin/python3 cannot import torch");
     return;
   }

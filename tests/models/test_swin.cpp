@@ -2,6 +2,8 @@
 // (Numerical parity with torchvision is in test_swin_parity.cpp.)
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -14,14 +16,6 @@
 using namespace memel;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
 SwinConfig tiny_config() {
   SwinConfig c;

@@ -6,6 +6,8 @@
 // Skips (with a message) when /usr/bin/python3 cannot import torch and torchvision.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -18,24 +20,6 @@
 using namespace memel;
 
 namespace {
-
-bool have_torchvision() {
-  static int ok = -1;
-  if (ok < 0) ok = std::system("/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1") == 0 ? 1 : 0;
-  return ok == 1;
-}
-
-// max |a - b| / max |b|
-double rel_err(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num = std::max(num, std::abs(x[i] - y[i]));
-    den = std::max(den, std::abs(y[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 struct Case {
   std::string name;
@@ -85,7 +69,7 @@ std::map<std::string, Tensor> prepare(const Case& c, const std::string& dir) {
 }  // namespace
 
 TEST_CASE("swin: logits and parameter gradients match torchvision 0.14") {
-  if (!have_torchvision()) {
+  if (!python_has("torch, torchvision")) {
     MESSAGE("skipped: /usr/bin/python3 cannot import torch and torchvision");
     return;
   }

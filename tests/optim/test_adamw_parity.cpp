@@ -4,6 +4,8 @@
 // when Debian's python3 has no torch.
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -20,8 +22,6 @@ using namespace memel;
 using nlohmann::json;
 
 namespace {
-
-bool torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
 
 struct Case {
   std::string name, optimizer;
@@ -108,7 +108,7 @@ std::vector<std::vector<double>> run_memel(const Case& c) {
 }  // namespace
 
 TEST_CASE("optim parity: AdamW, Adam and SGD match torch.optim after 5 steps (float32)") {
-  if (!torch_available()) {
+  if (!python_has("torch")) {
     MESSAGE("skipped: /usr/bin/python3 cannot import torch");
     return;
   }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -17,18 +19,6 @@
 using namespace memel;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string s = e.what();
-    size_t p = s.rfind(" (");
-    if (p != std::string::npos && s.back() == ')' && s.find(".cpp:", p) != std::string::npos) s.resize(p);
-    return s;
-  }
-  return "<no error>";
-}
 
 Tensor param(std::vector<double> v) {
   Shape s{static_cast<int64_t>(v.size())};
