@@ -210,17 +210,25 @@ void WordPieceTokenizer::wordpiece_into(const std::u32string& word, std::vector<
   }
 }
 
-std::vector<std::string> WordPieceTokenizer::basic_tokenize(const std::string& text) const {
+void WordPieceTokenizer::for_each_basic_word(const std::string& text,
+                                             const std::function<void(const std::u32string&, bool)>& emit) const {
   std::vector<bool> special;
   std::vector<std::u32string> chunks = split_on_never_split(unicode::utf8_decode(text), &special);
-  std::vector<std::string> out;
   std::vector<std::u32string> words;
   for (size_t c = 0; c < chunks.size(); ++c) {
-    if (special[c]) { out.push_back(unicode::utf8_encode(chunks[c])); continue; }
+    if (special[c]) {
+      emit(chunks[c], true);
+      continue;
+    }
     words.clear();
     basic_tokenize_chunk(chunks[c], words);
-    for (const auto& w : words) out.push_back(unicode::utf8_encode(w));
+    for (const auto& w : words) emit(w, false);
   }
+}
+
+std::vector<std::string> WordPieceTokenizer::basic_tokenize(const std::string& text) const {
+  std::vector<std::string> out;
+  for_each_basic_word(text, [&](const std::u32string& w, bool) { out.push_back(unicode::utf8_encode(w)); });
   return out;
 }
 
@@ -231,19 +239,13 @@ std::vector<std::string> WordPieceTokenizer::wordpiece(const std::string& word) 
 }
 
 std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) const {
-  std::vector<bool> special;
-  std::vector<std::u32string> chunks = split_on_never_split(unicode::utf8_decode(text), &special);
   std::vector<std::string> out;
-  std::vector<std::u32string> words;
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    if (special[c]) { out.push_back(unicode::utf8_encode(chunks[c])); continue; }
-    words.clear();
-    basic_tokenize_chunk(chunks[c], words);
-    for (const auto& w : words) {
-      if (is_never_split(w)) out.push_back(unicode::utf8_encode(w));
-      else wordpiece_into(w, out);
-    }
-  }
+  for_each_basic_word(text, [&](const std::u32string& w, bool special) {
+    if (special || is_never_split(w))
+      out.push_back(unicode::utf8_encode(w));
+    else
+      wordpiece_into(w, out);
+  });
   return out;
 }
 

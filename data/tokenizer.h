@@ -14,6 +14,7 @@
 // reference on tests/data/text/tokenizer_reference.json (tests/data/test_tokenizer.cpp).
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -88,6 +89,10 @@ class WordPieceTokenizer {
  private:
   std::vector<std::u32string> split_on_never_split(const std::u32string& text, std::vector<bool>* is_special) const;
   void basic_tokenize_chunk(const std::u32string& chunk, std::vector<std::u32string>& out) const;
+  // Steps 1-2 over the whole text: emit(word, special) per word, special = a never-split
+  // chunk found in the text (kept whole).
+  void for_each_basic_word(const std::string& text,
+                           const std::function<void(const std::u32string&, bool)>& emit) const;
   bool is_never_split(const std::u32string& word) const;
   void wordpiece_into(const std::u32string& word, std::vector<std::string>& out) const;
   int64_t required_id(const std::string& token, const char* role) const;

@@ -79,27 +79,24 @@ MemelSetup memel_setup(const json& cfg) {
   return s;
 }
 
+// AdamOptions / AdamWOptions from the optimizer section (same fields).
+template <typename O>
+O adam_options(const json& c, double lr, double wd) {
+  O o;
+  o.lr = lr;
+  o.weight_decay = wd;
+  o.beta1 = get_num(c, "beta1", "optimizer");
+  o.beta2 = get_num(c, "beta2", "optimizer");
+  o.eps = get_num(c, "eps", "optimizer");
+  return o;
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const json& c, Module& model) {
   const std::string type = get_str(c, "type", "optimizer");
   const double lr = get_num(c, "lr", "optimizer"), wd = get_num(c, "weight_decay", "optimizer");
-  if (type == "adamw") {
-    AdamWOptions o;
-    o.lr = lr;
-    o.weight_decay = wd;
-    o.beta1 = get_num(c, "beta1", "optimizer");
-    o.beta2 = get_num(c, "beta2", "optimizer");
-    o.eps = get_num(c, "eps", "optimizer");
-    return std::make_unique<AdamW>(param_groups_with_decay(model, wd), o);
-  }
-  if (type == "adam") {
-    AdamOptions o;
-    o.lr = lr;
-    o.weight_decay = wd;
-    o.beta1 = get_num(c, "beta1", "optimizer");
-    o.beta2 = get_num(c, "beta2", "optimizer");
-    o.eps = get_num(c, "eps", "optimizer");
-    return std::make_unique<Adam>(model.parameters(), o);
-  }
+  if (type == "adamw")
+    return std::make_unique<AdamW>(param_groups_with_decay(model, wd), adam_options<AdamWOptions>(c, lr, wd));
+  if (type == "adam") return std::make_unique<Adam>(model.parameters(), adam_options<AdamOptions>(c, lr, wd));
   if (type == "sgd") {
     SGDOptions o;
     o.lr = lr;
