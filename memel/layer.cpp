@@ -65,33 +65,6 @@ std::vector<uint8_t> expand_mask(const Tensor& mask, const Tensor& x) {
   return valid;
 }
 
-// Bin of phi given the inner edges (bins - 1 of them): bin k covers [edges[k-1], edges[k]),
-// bin 0 lies below edges[0], the last bin at or above edges.back().
-// The bin is guessed from a cheap log2 (exponent bits plus a quadratic mantissa term,
-// error < 0.01) and then corrected against the exact edges, so it equals the search.
-inline double fast_log2(double x) {
-  uint64_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  const double e = double(int64_t((bits >> 52) & 0x7ff) - 1023);
-  bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
-  double m;
-  std::memcpy(&m, &bits, sizeof m);
-  m -= 1.0;
-  return e + m * (1.3465553 - 0.3465553 * m);
-}
-inline int64_t hist_bin(double phi, const std::vector<double>& edges, double lg_lo, double per_log2) {
-  const int64_t ne = static_cast<int64_t>(edges.size());
-  if (ne == 0 || !(phi >= edges[0])) return 0;
-  if (phi >= edges[ne - 1]) return ne;
-  // The guess is off by at most one bin (log2 error < 0.01, a bin is wider), so one
-  // branch-free step each way lands on the exact bin.
-  int64_t k = 1 + static_cast<int64_t>((fast_log2(phi) - lg_lo) * per_log2);
-  k = std::min<int64_t>(std::max<int64_t>(k, 1), ne - 1);
-  k -= phi < edges[k - 1];
-  k += phi >= edges[k];
-  return k;
-}
-
 // How many of the n candidates in a scope to take (threshold: decided per element).
 int64_t select_count(const MemelOptions& o, int64_t n) {
   switch (o.select) {
@@ -108,11 +81,14 @@ int64_t select_count(const MemelOptions& o, int64_t n) {
 template <typename T>
 void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& o, std::vector<int64_t>& out) {
   if (o.select == MemelSelect::TopK && o.k == 1) {
-    // The first largest valid score (ties toward the lower index).
-    int64_t best = -1;
-    for (int64_t i = begin; i < end; ++i)
-      if (phi[i] >= T(0) && (best < 0 || phi[i] > phi[best])) best = i;
-    if (best >= 0) out.push_back(best);
+    // The first largest valid score (ties toward the lower index): a branch-free maximum
+    // (masked -1 and NaN never win), then the first index holding it.
+    T best = T(-0.5);
+    for (int64_t i = begin; i < end; ++i) best = phi[i] > best ? phi[i] : best;
+    if (best < T(0)) return;
+    int64_t i = begin;
+    while (phi[i] != best) ++i;
+    out.push_back(i);
     return;
   }
   std::vector<int64_t> cand;
@@ -142,10 +118,175 @@ void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& 
   out.insert(out.end(), chosen.begin(), chosen.end());
 }
 
+// Per-neuron denominators v_i + eps * mean(v), with the zero-variance fallback.
+template <typename T>
+void make_denoms(const T* var, int64_t C, double eps, double* dn) {
+  double sv = 0;
+  for (int64_t j = 0; j < C; ++j) sv += double(var[j]);
+  const double mean_v = sv / double(std::max<int64_t>(C, 1));
+  for (int64_t j = 0; j < C; ++j) {
+    const double d = double(var[j]) + eps * mean_v;
+    dn[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
+  }
+}
+
+// What one pass over the activation does: Stats accumulates the batch sums per neuron
+// (shifted by `shift`), Score writes the MS of every element against the running
+// statistics, Window adds the scores to the dump window (ms_sum, ms_n and the histogram).
+template <typename T>
+struct Pass {
+  const T* x;
+  T* phi;
+  const uint8_t* valid;  // per element, or null for "all valid"
+  int64_t blocks, C, inner;
+  const T* mu;                        // running means (scoring)
+  const double *shift, *dn;           // per neuron
+  double *s1, *s2, *cnt, *psum, *pn;  // per neuron accumulators
+  const MsHistBins* bins;
+};
+
+// Neurons [c0, c1) over every block, in a fixed order per neuron (so the sums do not
+// depend on how neurons are split between threads). Counts of the histogram go to `hist`
+// (4 interleaved copies, so that runs of equal bins do not wait on each other).
+template <typename T, bool Masked, bool Stats, bool Score, bool Window>
+void run_pass(const Pass<T>& a, int64_t c0, int64_t c1, uint32_t* hist) {
+  const int64_t nb = Window ? a.bins->count() : 0;
+  const T* __restrict x = a.x;
+  T* __restrict phi = a.phi;
+  const uint8_t* __restrict valid = a.valid;
+  const T* __restrict mu = a.mu;
+  const double* __restrict shift = a.shift;
+  const double* __restrict dn = a.dn;
+  double* __restrict s1 = a.s1;
+  double* __restrict s2 = a.s2;
+  double* __restrict cnt = a.cnt;
+  double* __restrict psum = a.psum;
+  double* __restrict pn = a.pn;
+  for (int64_t blk = 0; blk < a.blocks; ++blk) {
+    const int64_t base = blk * a.C * a.inner;
+    if (a.inner == 1) {
+      // Element neurons: neuron c is element c of the block; vectorises over c.
+      const T* xr = x + base;
+      T* pr = phi + base;
+      const uint8_t* vr = Masked ? valid + base : nullptr;
+#pragma GCC ivdep
+      for (int64_t c = c0; c < c1; ++c) {
+        const double z = double(xr[c]);
+        const bool ok = !Masked || vr[c] != 0;
+        if (Stats) {
+          const double d = ok ? z - shift[c] : 0.0;
+          s1[c] += d;
+          s2[c] += d * d;
+          if (Masked) cnt[c] += ok ? 1.0 : 0.0;
+        }
+        if (Score) {
+          const double e = z - double(mu[c]);
+          const double p = e * e / dn[c];
+          pr[c] = ok ? T(p) : T(-1);
+          if (Window) {
+            psum[c] += ok ? p : 0.0;
+            if (Masked) pn[c] += ok ? 1.0 : 0.0;
+          }
+        }
+      }
+      if (Window)
+        for (int64_t c = c0; c < c1; ++c)
+          if (!Masked || vr[c]) ++hist[(c & 3) * nb + (*a.bins)(double(pr[c]))];
+    } else {
+      // Channel neurons: a run of `inner` elements per neuron.
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t off = base + c * a.inner;
+        const double sh = Stats ? shift[c] : 0.0, m = Score ? double(mu[c]) : 0.0, d0 = Score ? dn[c] : 1.0;
+        double a1 = 0, a2 = 0, an = 0, ap = 0, aw = 0;
+        for (int64_t t = 0; t < a.inner; ++t) {
+          const int64_t i = off + t;
+          const bool ok = !Masked || valid[i];
+          const double z = double(x[i]);
+          if (Stats) {
+            const double d = ok ? z - sh : 0.0;
+            a1 += d;
+            a2 += d * d;
+            an += ok ? 1.0 : 0.0;
+          }
+          if (Score) {
+            const double e = z - m;
+            const double p = e * e / d0;
+            phi[i] = ok ? T(p) : T(-1);
+            if (Window && ok) {
+              ap += p;
+              aw += 1.0;
+              ++hist[(t & 3) * nb + (*a.bins)(double(phi[i]))];
+            }
+          }
+        }
+        if (Stats) {
+          s1[c] += a1;
+          s2[c] += a2;
+          if (Masked) cnt[c] += an;
+        }
+        if (Window) {
+          psum[c] += ap;
+          if (Masked) pn[c] += aw;
+        }
+      }
+    }
+  }
+}
+
+// Runs a pass over all neurons on the thread pool and merges the histogram counts
+// (integers, so the result does not depend on the split).
+template <typename T, bool Stats, bool Score, bool Window>
+void run_pass_all(const Pass<T>& a, double* ms_hist) {
+  const int64_t per_neuron = a.blocks * a.inner;
+  const int64_t nb = Window ? a.bins->count() : 0;
+  std::mutex mu;
+  parallel_for(a.C, std::max<int64_t>(1, 8192 / std::max<int64_t>(per_neuron, 1)), [&](int64_t c0, int64_t c1) {
+    std::vector<uint32_t> hist(static_cast<size_t>(4 * nb), 0);
+    if (a.valid)
+      run_pass<T, true, Stats, Score, Window>(a, c0, c1, hist.data());
+    else
+      run_pass<T, false, Stats, Score, Window>(a, c0, c1, hist.data());
+    if (!Window) return;
+    std::lock_guard<std::mutex> lk(mu);
+    for (int64_t k = 0; k < nb; ++k)
+      ms_hist[k] += double(hist[k]) + double(hist[nb + k]) + double(hist[2 * nb + k]) + double(hist[3 * nb + k]);
+  });
+  if (!a.valid) {
+    // Without a mask every element counts.
+    const double n = double(per_neuron);
+    for (int64_t c = 0; c < a.C; ++c) {
+      if (Stats) a.cnt[c] += n;
+      if (Window) a.pn[c] += n;
+    }
+  }
+}
+
 }  // namespace
+
+MsHistBins::MsHistBins(int64_t bins, double lo, double hi) {
+  const int64_t inner = bins - 2;
+  for (int64_t i = 0; i <= inner && bins > 1; ++i)
+    edges_.push_back(lo * std::pow(hi / lo, double(i) / double(std::max<int64_t>(inner, 1))));
+  if (edges_.size() < 2) return;
+  key0_ = key(edges_.front());
+  const uint64_t last = key(edges_.back());
+  MEMEL_CHECK(last - key0_ < (uint64_t(1) << 24), "[memel] histogram range ", lo, " .. ", hi, " is too wide");
+  table_.resize(static_cast<size_t>(last - key0_ + 1));
+  for (uint64_t k = key0_; k <= last; ++k) {
+    const uint64_t bits = k << 45;
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    table_[k - key0_] = static_cast<uint32_t>(std::upper_bound(edges_.begin(), edges_.end(), v) - edges_.begin());
+  }
+  // An entry spans a factor of at most 2^(1/128); edges further apart than that never
+  // share an entry.
+  wide_ = true;
+  for (size_t i = 1; i < edges_.size(); ++i) wide_ = wide_ && edges_[i] > edges_[i - 1] * 1.01;
+}
 
 MemelLayer::MemelLayer(MemelOptions opts) : Module("MemelLayer"), opts_(std::move(opts)) {
   opts_.validate();
+  bins_ = MsHistBins(opts_.hist_bins, opts_.hist_min, opts_.hist_max);
   // Registered empty; shaped on the first batch (or from a checkpoint).
   register_buffer("count", Tensor::empty({0}));
   register_buffer("mean", Tensor::empty({0}));
@@ -192,12 +333,10 @@ void MemelLayer::reset_window() {
   ms_hist_.zero_();
 }
 
-std::vector<double> MemelLayer::hist_edges() const {
-  std::vector<double> e;
-  const int64_t inner = opts_.hist_bins - 2;
-  for (int64_t i = 0; i <= inner && opts_.hist_bins > 1; ++i)
-    e.push_back(opts_.hist_min * std::pow(opts_.hist_max / opts_.hist_min, double(i) / double(std::max<int64_t>(inner, 1))));
-  return e;
+void MemelLayer::set_options(const MemelOptions& o) {
+  o.validate();
+  opts_ = o;
+  bins_ = MsHistBins(opts_.hist_bins, opts_.hist_min, opts_.hist_max);
 }
 
 Tensor MemelLayer::score(const Tensor& x_in) const {
@@ -207,20 +346,16 @@ Tensor MemelLayer::score(const Tensor& x_in) const {
   Geometry g = geometry(x, opts_, &ns);
   MEMEL_CHECK(ns == neuron_shape_, "[memel] input per-sample shape gives neurons ", shape_str(ns), ", layer has ",
               shape_str(neuron_shape_));
+  MEMEL_CHECK(x.dtype() == stats_.mean.dtype(), "[memel] input dtype ", dtype_name(x.dtype()),
+              " differs from the statistics dtype ", dtype_name(stats_.mean.dtype()));
   Tensor phi = Tensor::empty(x.shape(), x.dtype());
+  std::vector<double> dn(static_cast<size_t>(g.C));
   MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
     using T = scalar_t;
-    std::vector<double> mu = stats_.mean.to_vector(), v = stats_.var.to_vector();
-    const double mean_v = std::accumulate(v.begin(), v.end(), 0.0) / double(std::max<size_t>(v.size(), 1));
-    const T* px = x.data<T>();
-    T* pp = phi.data<T>();
-    for (int64_t i = 0; i < x.numel(); ++i) {
-      const int64_t j = g.neuron(i % g.n);
-      double d = v[j] + opts_.eps * mean_v;
-      if (!(d > 0)) d = mean_v > 0 ? mean_v : 1.0;
-      const double z = double(px[i]) - mu[j];
-      pp[i] = T(z * z / d);
-    }
+    make_denoms(stats_.var.data<T>(), g.C, opts_.eps, dn.data());
+    Pass<T> a{x.data<T>(), phi.data<T>(), nullptr, g.B * g.outer, g.C, g.inner, stats_.mean.data<T>(), nullptr,
+              dn.data(), nullptr, nullptr, nullptr, nullptr, nullptr, &bins_};
+    run_pass_all<T, false, true, false>(a, nullptr);
   });
   return phi;
 }
@@ -257,117 +392,68 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   const bool warm = seen >= opts_.warmup;
   Tensor phi = Tensor::empty(x.shape(), x.dtype());
   std::vector<int64_t> selected;
-  const int64_t C = g.C;
+  Tensor vals;
+  const int64_t C = g.C, blocks = g.B * g.outer;
+  // Work arrays: shift, denominators, batch sums s1 and s2, batch counts.
+  scratch_.assign(static_cast<size_t>(5 * C), 0.0);
+  double* shift = scratch_.data();
+  double* dn = shift + C;
+  double* s1 = dn + C;
+  double* s2 = s1 + C;
+  double* cnt = s2 + C;
 
   MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
     using T = scalar_t;
     const T* px = x.data<T>();
-    T* pphi = phi.data<T>();
     T* pm = stats_.count.data<T>();
     T* pmu = stats_.mean.data<T>();
-    T* pv = stats_.var.data<T>();
-    const uint8_t* pvalid = valid.empty() ? nullptr : valid.data();
-
-    // Per-neuron denominators v_i + eps * mean(v), with the zero-variance fallback.
-    std::vector<double> denom(static_cast<size_t>(C));
-    auto make_denoms = [&] {
-      double sv = 0;
-      for (int64_t j = 0; j < C; ++j) sv += double(pv[j]);
-      const double mean_v = sv / double(std::max<int64_t>(C, 1));
-      for (int64_t j = 0; j < C; ++j) {
-        double d = double(pv[j]) + opts_.eps * mean_v;
-        denom[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
-      }
-    };
-    // One read of the activation: per neuron, the batch count and shifted sums (shift =
-    // the running mean, or the neuron's first value in the batch when it has no history,
-    // so the sums stay well conditioned), and unless scoring after the update, the scores
-    // against the history together with the dump window (MS sums and histogram).
-    std::vector<double> bcnt(static_cast<size_t>(C), 0.0), bmean(static_cast<size_t>(C), 0.0),
-        bm2(static_cast<size_t>(C), 0.0), shift(static_cast<size_t>(C), 0.0);
-    std::vector<uint8_t> have_shift(static_cast<size_t>(C), 0);
-    const bool score_now = !opts_.score_after_update || !update;
-    if (score_now) make_denoms();
-    const int64_t blocks = g.B * g.outer;  // each block holds C * inner elements
-    const int64_t nb = opts_.hist_bins;
-    const std::vector<double> edges = hist_edges();
-    const double lg_lo = edges.empty() ? 0.0 : std::log2(edges.front());
-    const double per_log2 = edges.size() < 2 ? 0.0 : double(edges.size() - 1) / (std::log2(edges.back()) - lg_lo);
-    double* psum = ms_sum_.data<double>();
-    double* pn = ms_n_.data<double>();
+    Pass<T> a{px, phi.data<T>(), valid.empty() ? nullptr : valid.data(), blocks, C, g.inner, pmu, shift, dn, s1, s2,
+              cnt, ms_sum_.data<double>(), ms_n_.data<double>(), &bins_};
     double* ph = ms_hist_.data<double>();
-    std::mutex hist_mu;
-    for (int64_t c = 0; c < C; ++c)
-      if (double(pm[c]) > 0) {
-        shift[c] = double(pmu[c]);
-        have_shift[c] = 1;
-      }
-    parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
-      std::vector<double> local(static_cast<size_t>(update && score_now ? nb : 0), 0.0);
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t base = blk * C * g.inner;
-        for (int64_t c = c0; c < c1; ++c) {
-          const double mu_old = double(pmu[c]), dn = denom[c];
-          for (int64_t t = 0; t < g.inner; ++t) {
-            const int64_t i = base + c * g.inner + t;
-            if (pvalid && !pvalid[i]) {
-              pphi[i] = T(-1);
-              continue;
-            }
-            const double z = double(px[i]);
-            if (update) {
-              if (!have_shift[c]) {
-                shift[c] = z;
-                have_shift[c] = 1;
-              }
-              const double d = z - shift[c];
-              bmean[c] += d;
-              bm2[c] += d * d;
-              bcnt[c] += 1.0;
-            }
-            if (score_now) {
-              const double e = z - mu_old;
-              const double p = e * e / dn;
-              pphi[i] = T(p);
-              if (update) {
-                psum[c] += p;
-                pn[c] += 1;
-                local[hist_bin(p, edges, lg_lo, per_log2)] += 1;
-              }
+    // The batch sums are shifted by the running mean, or by the neuron's first valid value
+    // in the batch when it has no history, so that they stay well conditioned.
+    if (update)
+      for (int64_t c = 0; c < C; ++c) {
+        if (double(pm[c]) > 0) {
+          shift[c] = double(pmu[c]);
+          continue;
+        }
+        for (int64_t blk = 0, found = 0; blk < blocks && !found; ++blk)
+          for (int64_t t = 0; t < g.inner && !found; ++t) {
+            const int64_t i = (blk * C + c) * g.inner + t;
+            if (valid.empty() || valid[i]) {
+              shift[c] = double(px[i]);
+              found = 1;
             }
           }
-        }
       }
-      if (!local.empty()) {
-        std::lock_guard<std::mutex> lk(hist_mu);
-        for (int64_t k = 0; k < nb; ++k) ph[k] += local[k];
-      }
-    });
-    if (update)
-      for (int64_t c = 0; c < C; ++c)
-        if (bcnt[c] > 0) {
-          const double m1 = bmean[c] / bcnt[c];  // mean of (z - shift)
-          bm2[c] = std::max(0.0, bm2[c] / bcnt[c] - m1 * m1);  // biased batch variance
-          bmean[c] = shift[c] + m1;
-        }
+    // One read of the activation: batch sums, and unless scoring after the update, the
+    // scores against the history together with the dump window.
+    const bool score_now = !opts_.score_after_update || !update;
+    if (score_now) make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
+    if (update && score_now)
+      run_pass_all<T, true, true, true>(a, ph);
+    else if (update)
+      run_pass_all<T, true, false, false>(a, ph);
+    else
+      run_pass_all<T, false, true, false>(a, ph);
     if (update) {
-      stats_.merge(Tensor::from_vector(bcnt, {C}, DType::F64), Tensor::from_vector(bmean, {C}, DType::F64),
-                   Tensor::from_vector(bm2, {C}, DType::F64), opts_.max_count);
+      for (int64_t c = 0; c < C; ++c)
+        if (cnt[c] > 0) {
+          const double m1 = s1[c] / cnt[c];                   // mean of (z - shift)
+          s2[c] = std::max(0.0, s2[c] / cnt[c] - m1 * m1);  // biased batch variance
+          s1[c] = shift[c] + m1;
+        }
+      stats_.merge(cnt, s1, s2, opts_.max_count);
       batches_.fill_(double(seen + 1));
     }
     if (!score_now) {
       // Authors' order: score against the statistics that include this batch.
-      make_denoms();
-      parallel_for(x.numel(), 16384, [&](int64_t s, int64_t e) {
-        for (int64_t i = s; i < e; ++i) {
-          if (pvalid && !pvalid[i]) continue;
-          const int64_t c = g.neuron(i % g.n);
-          const double d = double(px[i]) - double(pmu[c]);
-          pphi[i] = T(d * d / denom[c]);
-        }
-      });
+      make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
+      run_pass_all<T, false, true, true>(a, ph);
     }
     // Selection.
+    const T* pphi = phi.data<T>();
     if (opts_.inhibits() && warm) {
       if (opts_.scope == MemelScope::Batch) {
         select_range<T>(pphi, 0, x.numel(), opts_, selected);
@@ -379,40 +465,19 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
         for (auto& v : per) selected.insert(selected.end(), v.begin(), v.end());
       }
     }
-    // Window accumulators (training only); with the default order they were filled in the
-    // main pass. Histogram counts are merged per chunk (integer counts in doubles, so the
-    // result does not depend on the split).
     if (update) {
       double* pin = inhibited_.data<double>();
-      if (!score_now)
-        parallel_for(C, std::max<int64_t>(1, 4096 / std::max<int64_t>(blocks * g.inner, 1)), [&](int64_t c0, int64_t c1) {
-          std::vector<double> local(static_cast<size_t>(nb), 0.0);
-          for (int64_t blk = 0; blk < blocks; ++blk) {
-            const int64_t base = blk * C * g.inner;
-            for (int64_t c = c0; c < c1; ++c)
-              for (int64_t t = 0; t < g.inner; ++t) {
-                const double p = double(pphi[base + c * g.inner + t]);
-                if (p < 0) continue;
-                psum[c] += p;
-                pn[c] += 1;
-                local[hist_bin(p, edges, lg_lo, per_log2)] += 1;
-              }
-          }
-          std::lock_guard<std::mutex> lk(hist_mu);
-          for (int64_t k = 0; k < nb; ++k) ph[k] += local[k];
-        });
       for (int64_t i : selected) pin[g.neuron(i % g.n)] += 1;
     }
+    // Replacement values: the running mean of each selected element's neuron.
+    vals = Tensor::empty({int64_t(selected.size())}, DType::F64);
+    double* pval = vals.data<double>();
+    for (size_t s = 0; s < selected.size(); ++s) pval[s] = double(pmu[g.neuron(selected[s] % g.n)]);
   });
   last_scores_ = phi;
   last_selected_ = selected;
   if (selected.empty()) return x_in;
-  // Replacement values: the running mean of each selected element's neuron.
-  std::vector<double> mu = stats_.mean.to_vector();
-  std::vector<double> vals(selected.size());
-  for (size_t s = 0; s < selected.size(); ++s) vals[s] = mu[g.neuron(selected[s] % g.n)];
-  return reverse_deactivate(x_in, selected, Tensor::from_vector(vals, {int64_t(vals.size())}, DType::F64),
-                            opts_.effective_delta());
+  return reverse_deactivate(x_in, selected, vals, opts_.effective_delta());
 }
 
 Tensor reverse_deactivate(const Tensor& x_in, const std::vector<int64_t>& indices, const Tensor& values, double delta) {

@@ -37,16 +37,16 @@ inline void merge_one(T& m_, T& mu_, T& v_, double b, double mb, double vb, doub
 void NeuronStats::merge(const Tensor& b, const Tensor& mean_b, const Tensor& var_b, double max_count) {
   MEMEL_CHECK(b.numel() == size() && mean_b.numel() == size() && var_b.numel() == size(),
               "[memel stats] batch summary of ", b.numel(), " neurons for statistics of ", size());
+  const std::vector<double> pb = b.to_vector(), pmb = mean_b.to_vector(), pvb = var_b.to_vector();
+  merge(pb.data(), pmb.data(), pvb.data(), max_count);
+}
+
+void NeuronStats::merge(const double* pb, const double* pmb, const double* pvb, double max_count) {
   MEMEL_DISPATCH_FLOAT(mean.dtype(), "memel stats", [&] {
     using T = scalar_t;
     T* pm = count.data<T>();
     T* pmu = mean.data<T>();
     T* pv = var.data<T>();
-    Tensor bc = b.to_dtype(mean.dtype()).contiguous_copy(), mc = mean_b.to_dtype(mean.dtype()).contiguous_copy(),
-           vc = var_b.to_dtype(mean.dtype()).contiguous_copy();
-    const T* pb = bc.data<T>();
-    const T* pmb = mc.data<T>();
-    const T* pvb = vc.data<T>();
     parallel_for(size(), 4096, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) merge_one<T>(pm[i], pmu[i], pv[i], pb[i], pmb[i], pvb[i], max_count);
     });

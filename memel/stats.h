@@ -21,6 +21,8 @@ struct NeuronStats {
   // Merges a batch summary: per-neuron count b (may differ per neuron under a padding
   // mask, and may be 0), batch mean and biased batch variance (contiguous, same shape).
   void merge(const Tensor& b, const Tensor& mean_b, const Tensor& var_b_biased, double max_count = 0);
+  // The same from host arrays of size() doubles.
+  void merge(const double* b, const double* mean_b, const double* var_b_biased, double max_count = 0);
   // Combines two statistics objects exactly (e.g. built on two devices or two halves).
   static NeuronStats combine(const NeuronStats& a, const NeuronStats& b, double max_count = 0);
   NeuronStats clone() const;

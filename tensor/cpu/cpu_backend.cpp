@@ -270,8 +270,16 @@ class CpuBackend final : public Backend {
       } else {
         MEMEL_CHECK(out.shape()[d] == 1, "[reduce] output shape ", shape_str(out.shape()), " does not match input ",
                     shape_str(x.shape()));
-        rshape.push_back(x.shape()[d]);
-        rstr.push_back(x.strides()[d]);
+        if (!rshape.empty() && rstr.back() == x.strides()[d] * x.shape()[d] && d > 0 &&
+            out.shape()[d - 1] != x.shape()[d - 1]) {
+          // Adjacent reduced axes that are contiguous with each other iterate as one
+          // (same order), e.g. a full reduction of a contiguous tensor.
+          rshape.back() *= x.shape()[d];
+          rstr.back() = x.strides()[d];
+        } else {
+          rshape.push_back(x.shape()[d]);
+          rstr.push_back(x.strides()[d]);
+        }
       }
     }
     MEMEL_DISPATCH_ALL(x.dtype(), "reduce", [&] {
@@ -300,7 +308,7 @@ class CpuBackend final : public Backend {
       bool leading = x.is_contiguous() && !rshape.empty() && op == ReduceOp::Sum;
       for (int64_t d = 0; leading && d < static_cast<int64_t>(rshape.size()); ++d)
         leading = out.shape()[d] == 1 && x.shape()[d] != 1;
-      if (leading && nred > 1) {
+      if (leading && nred > 1 && nout >= 16) {
         parallel_for(nout, 256, [&](int64_t b, int64_t e) {
           std::vector<Acc> acc(static_cast<size_t>(e - b), Acc(0));
           for (int64_t r = 0; r < nred; ++r) {
@@ -322,9 +330,16 @@ class CpuBackend final : public Backend {
             Acc acc = init;
             if (rshape.size() == 1 && rstr[0] == 1) {
               const T* p = px + base;
-              if (op == ReduceOp::Sum)
-                for (int64_t i = 0; i < nred; ++i) acc += p[i];
-              else
+              if (op == ReduceOp::Sum) {
+                // Eight running sums (a fixed order, so results do not depend on threads)
+                // keep the adds independent; they vectorise.
+                Acc part[8] = {};
+                int64_t i = 0;
+                for (; i + 8 <= nred; i += 8)
+                  for (int64_t l = 0; l < 8; ++l) part[l] += p[i + l];
+                for (; i < nred; ++i) acc += p[i];
+                acc += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+              } else
                 for (int64_t i = 0; i < nred; ++i) acc = comb(acc, p[i]);
             } else {
               std::fill(ridx.begin(), ridx.end(), 0);
