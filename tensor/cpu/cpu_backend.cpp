@@ -5,6 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen's AVX-512 packet code
+#include <unsupported/Eigen/SpecialFunctions>
+#pragma GCC diagnostic pop
 
 #include "core/rng.h"
 #include "tensor/backend.h"
@@ -137,6 +141,41 @@ void map_unary(const Tensor& x, Tensor& out, F f) {
   });
 }
 
+// Calls f with the op as a compile-time constant, so that the per-element switch in
+// unary_fn / unary_grad folds away and simple ops vectorise.
+template <typename F>
+void with_unary_op(UnaryOp op, F f) {
+#define MEMEL_UNARY_CASE(name) \
+  case UnaryOp::name:          \
+    f(std::integral_constant<UnaryOp, UnaryOp::name>()); \
+    return;
+  switch (op) {
+    MEMEL_UNARY_CASE(Neg) MEMEL_UNARY_CASE(Exp) MEMEL_UNARY_CASE(Log) MEMEL_UNARY_CASE(Sqrt)
+    MEMEL_UNARY_CASE(Rsqrt) MEMEL_UNARY_CASE(Abs) MEMEL_UNARY_CASE(Sign) MEMEL_UNARY_CASE(Square)
+    MEMEL_UNARY_CASE(Reciprocal) MEMEL_UNARY_CASE(Sin) MEMEL_UNARY_CASE(Cos) MEMEL_UNARY_CASE(Tanh)
+    MEMEL_UNARY_CASE(Sigmoid) MEMEL_UNARY_CASE(Relu) MEMEL_UNARY_CASE(Gelu) MEMEL_UNARY_CASE(GeluTanh)
+    MEMEL_UNARY_CASE(LeakyRelu) MEMEL_UNARY_CASE(AddScalar) MEMEL_UNARY_CASE(MulScalar)
+    MEMEL_UNARY_CASE(PowScalar) MEMEL_UNARY_CASE(ClampMin) MEMEL_UNARY_CASE(ClampMax) MEMEL_UNARY_CASE(Step)
+  }
+#undef MEMEL_UNARY_CASE
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen's AVX-512 packet code
+// Exact GELU on float runs of n elements with Eigen's vectorised erf and exp (float32
+// accuracy); forward y = x/2 (1 + erf(x/sqrt2)), backward gx = g (Phi(x) + x phi(x)).
+void gelu_f32(const float* x, float* y, int64_t n) {
+  Eigen::Map<const Eigen::ArrayXf> xv(x, n);
+  Eigen::Map<Eigen::ArrayXf> yv(y, n);
+  yv = 0.5f * xv * (1.0f + (xv * float(kInvSqrt2)).erf());
+}
+void gelu_grad_f32(const float* x, const float* g, float* gx, int64_t n) {
+  Eigen::Map<const Eigen::ArrayXf> xv(x, n), gv(g, n);
+  Eigen::Map<Eigen::ArrayXf> ov(gx, n);
+  ov = gv * (0.5f * (1.0f + (xv * float(kInvSqrt2)).erf()) + xv * float(kInvSqrt2Pi) * (-0.5f * xv.square()).exp());
+}
+#pragma GCC diagnostic pop
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend() { openblas_set_num_threads(1); }
@@ -195,7 +234,17 @@ class CpuBackend final : public Backend {
         case UnaryOp::MulScalar: map_unary<T>(x, out, [a = T(alpha)](T v) { return v * a; }); break;
         case UnaryOp::Neg: map_unary<T>(x, out, [](T v) { return -v; }); break;
         case UnaryOp::Square: map_unary<T>(x, out, [](T v) { return v * v; }); break;
-        default: map_unary<T>(x, out, [op, alpha](T v) { return unary_fn<T>(op, v, alpha); }); break;
+        default:
+          if (std::is_same<T, float>::value && op == UnaryOp::Gelu && x.is_contiguous() && out.is_contiguous()) {
+            const float* px = reinterpret_cast<const float*>(x.data<T>());
+            float* po = reinterpret_cast<float*>(out.data<T>());
+            parallel_for(out.numel(), 16384, [&](int64_t b, int64_t e) { gelu_f32(px + b, po + b, e - b); });
+            break;
+          }
+          with_unary_op(op, [&](auto k) {
+            map_unary<T>(x, out, [alpha](T v) { return unary_fn<T>(decltype(k)::value, v, alpha); });
+          });
+          break;
       }
     });
   }
@@ -208,8 +257,18 @@ class CpuBackend final : public Backend {
       const T* py = y.defined() ? y.data<T>() : nullptr;
       const T* pg = gy.data<T>();
       T* po = gx.data<T>();
-      parallel_for(gx.numel(), 8192, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) po[i] = pg[i] * unary_grad<T>(op, px[i], py ? py[i] : T(0), alpha);
+      if (std::is_same<T, float>::value && op == UnaryOp::Gelu) {
+        parallel_for(gx.numel(), 8192, [&](int64_t b, int64_t e) {
+          gelu_grad_f32(reinterpret_cast<const float*>(px) + b, reinterpret_cast<const float*>(pg) + b,
+                        reinterpret_cast<float*>(po) + b, e - b);
+        });
+        return;
+      }
+      with_unary_op(op, [&](auto k) {
+        parallel_for(gx.numel(), 8192, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i)
+            po[i] = pg[i] * unary_grad<T>(decltype(k)::value, px[i], py ? py[i] : T(0), alpha);
+        });
       });
     });
   }
