@@ -1,6 +1,7 @@
 #include "data/mlm.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -24,10 +25,7 @@ std::vector<int64_t> mlm_mask_ids(std::vector<int64_t>& ids, const std::vector<b
   MEMEL_CHECK(vocab_size > 0, "[mlm] vocab_size must be > 0");
   std::vector<int64_t> labels(ids.size(), o.ignore_index);
   const double t_mask = o.replace_mask, t_random = o.replace_mask + o.replace_random;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (!maskable[i]) continue;
-    const Philox4 r = philox4x32(counter0 + i, seed);
-    if (r.v[0] / kTwo32 >= o.mask_prob) continue;
+  auto choose = [&](size_t i, const Philox4& r) {
     labels[i] = ids[i];
     const double u = r.v[1] / kTwo32;
     if (u < t_mask) {
@@ -36,7 +34,22 @@ std::vector<int64_t> mlm_mask_ids(std::vector<int64_t>& ids, const std::vector<b
       const uint64_t bits = (static_cast<uint64_t>(r.v[2]) << 32) | r.v[3];
       ids[i] = static_cast<int64_t>(bits % static_cast<uint64_t>(vocab_size));
     }
+  };
+  bool any = false;
+  size_t closest = ids.size();  // the maskable position with the smallest first word
+  uint32_t closest_v = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!maskable[i]) continue;
+    const Philox4 r = philox4x32(counter0 + i, seed);
+    if (closest == ids.size() || r.v[0] < closest_v) {
+      closest = i;
+      closest_v = r.v[0];
+    }
+    if (r.v[0] / kTwo32 >= o.mask_prob) continue;
+    choose(i, r);
+    any = true;
   }
+  if (!any && o.at_least_one && closest < ids.size()) choose(closest, philox4x32(counter0 + closest, seed));
   return labels;
 }
 
@@ -56,7 +69,18 @@ MlmBatch mlm_mask(const Tensor& input_ids, const WordPieceTokenizer& tok, Genera
     maskable[i] = !tok.is_special_id(ids[i]) && (am.empty() || am[i] != 0);
   // One Philox counter per position; reserve() advances the generator past them.
   const uint64_t counter0 = gen.reserve(4 * static_cast<uint64_t>(ids.size()));
-  std::vector<int64_t> labels = mlm_mask_ids(ids, maskable, tok.vocab_size(), tok.mask_id(), gen.seed(), counter0, o);
+  // Row by row: each row is one sequence for at_least_one.
+  const size_t T = input_ids.dim() >= 1 ? static_cast<size_t>(input_ids.shape().back()) : ids.size();
+  std::vector<int64_t> labels(ids.size(), o.ignore_index);
+  for (size_t r0 = 0; T > 0 && r0 < ids.size(); r0 += T) {
+    const auto b = static_cast<std::ptrdiff_t>(r0), e = static_cast<std::ptrdiff_t>(r0 + T);
+    std::vector<int64_t> row(ids.begin() + b, ids.begin() + e);
+    std::vector<bool> row_maskable(maskable.begin() + b, maskable.begin() + e);
+    std::vector<int64_t> row_labels =
+        mlm_mask_ids(row, row_maskable, tok.vocab_size(), tok.mask_id(), gen.seed(), counter0 + r0, o);
+    std::copy(row.begin(), row.end(), ids.begin() + b);
+    std::copy(row_labels.begin(), row_labels.end(), labels.begin() + b);
+  }
   MlmBatch b;
   b.input_ids = Tensor::from_vector(ids, input_ids.shape());  // (B, T)
   b.labels = Tensor::from_vector(labels, input_ids.shape());  // (B, T)
@@ -65,15 +89,50 @@ MlmBatch mlm_mask(const Tensor& input_ids, const WordPieceTokenizer& tok, Genera
 
 // --- text dataset --------------------------------------------------------------------
 
+std::vector<std::string> read_text_lines(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file() && it->path().extension() == ".txt") files.push_back(it->path().string());
+    MEMEL_CHECK(!ec, "[mlm] cannot list directory '", path, "': ", ec.message());
+    std::sort(files.begin(), files.end());
+    MEMEL_CHECK(!files.empty(), "[mlm] directory '", path, "' holds no .txt file");
+  } else {
+    files.push_back(path);
+  }
+  std::vector<std::string> lines;
+  for (const std::string& file : files) {
+    std::ifstream f(file, std::ios::binary);
+    MEMEL_CHECK(f.good(), "[mlm] cannot open text file '", file, "'");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      lines.push_back(std::move(line));
+    }
+  }
+  return lines;
+}
+
+std::pair<std::vector<std::string>, std::vector<std::string>> split_text_lines(const std::vector<std::string>& lines,
+                                                                               double eval_fraction, uint64_t seed) {
+  MEMEL_CHECK(eval_fraction >= 0 && eval_fraction <= 1, "[mlm] eval_fraction must be in [0, 1], got ", eval_fraction);
+  std::pair<std::vector<std::string>, std::vector<std::string>> out;
+  for (const std::string& line : lines) {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a of the text, then Philox keyed by the seed
+    for (unsigned char c : line) h = (h ^ c) * 0x100000001b3ull;
+    const bool to_eval = philox4x32(h, seed).v[0] / kTwo32 < eval_fraction;
+    (to_eval ? out.second : out.first).push_back(line);
+  }
+  return out;
+}
+
 MlmTextDataset::MlmTextDataset(const std::string& path, const WordPieceTokenizer& tok, MlmTextOptions options)
     : opt_(std::move(options)) {
-  std::ifstream f(path, std::ios::binary);
-  MEMEL_CHECK(f.good(), "[mlm] cannot open text file '", path, "'");
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(f, line)) lines.push_back(line);
-  build(lines, tok);
-  MEMEL_CHECK(!seqs_.empty(), "[mlm] text file '", path, "' has no non-blank lines");
+  build(read_text_lines(path), tok);
+  MEMEL_CHECK(!seqs_.empty(), "[mlm] text corpus '", path, "' has no non-blank lines");
 }
 
 MlmTextDataset::MlmTextDataset(const std::vector<std::string>& lines, const WordPieceTokenizer& tok,
@@ -117,8 +176,13 @@ int64_t MlmTextDataset::num_tokens() const {
   return n;
 }
 
-Example MlmTextDataset::get(int64_t i) const {
+void MlmTextDataset::truncate(int64_t n) {
+  if (n > 0 && n < size()) seqs_.resize(static_cast<size_t>(n));
+}
+
+Example MlmTextDataset::get_at_epoch(int64_t i, int64_t epoch) const {
   MEMEL_CHECK(i >= 0 && i < size(), "[mlm] example ", i, " out of range [0, ", size(), ")");
+  MEMEL_CHECK(epoch >= 0, "[mlm] epoch must be >= 0, got ", epoch);
   const auto& s = seqs_[static_cast<size_t>(i)];
   const int64_t T = opt_.max_len;
   std::vector<int64_t> ids(static_cast<size_t>(T), pad_id_), mask(static_cast<size_t>(T), 0),
@@ -126,17 +190,25 @@ Example MlmTextDataset::get(int64_t i) const {
   std::copy(s.begin(), s.end(), ids.begin());
   std::fill(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>(s.size()), 1);
   Example e;
-  if (opt_.static_mask_seed) {
+  if (opt_.mask_seed) {
     std::vector<bool> maskable(static_cast<size_t>(T), false);
     for (size_t t = 0; t < s.size(); ++t) maskable[t] = !special_[static_cast<size_t>(s[t])];
-    auto labels = mlm_mask_ids(ids, maskable, vocab_size_, mask_id_, *opt_.static_mask_seed,
-                               static_cast<uint64_t>(i) * static_cast<uint64_t>(T), opt_.mlm);
+    const uint64_t draw = opt_.mask_per_epoch ? static_cast<uint64_t>(epoch) * static_cast<uint64_t>(size()) : 0;
+    auto labels = mlm_mask_ids(ids, maskable, vocab_size_, mask_id_, *opt_.mask_seed,
+                               (draw + static_cast<uint64_t>(i)) * static_cast<uint64_t>(T), opt_.mlm);
     e["labels"] = Tensor::from_vector(labels, {T});  // (T)
   }
   e["input_ids"] = Tensor::from_vector(ids, {T});        // (T)
   e["attention_mask"] = Tensor::from_vector(mask, {T});  // (T)
   e["token_type_ids"] = Tensor::from_vector(types, {T}); // (T)
   return e;
+}
+
+Example MlmTextDataset::get_batch_at_epoch(const std::vector<int64_t>& indices, int64_t epoch) const {
+  std::vector<Example> examples;
+  examples.reserve(indices.size());
+  for (int64_t i : indices) examples.push_back(get_at_epoch(i, epoch));
+  return collate(examples);  // each key (B, T)
 }
 
 }  // namespace memel

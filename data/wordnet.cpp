@@ -149,13 +149,17 @@ WordNetTaskStats write_wordnet_tasks(const std::vector<WordNetSynset>& synsets, 
   fs::create_directories(fs::path(out_dir) / "wn-lex");
   fs::create_directories(fs::path(out_dir) / "wn-pair");
 
-  // glosses.txt: all train synsets (before the cap), full gloss.
-  {
-    std::vector<const WordNetSynset*> train = split[0];
-    std::sort(train.begin(), train.end(), order);
-    std::ofstream g(fs::path(out_dir) / "glosses.txt", std::ios::binary);
-    MEMEL_CHECK(g.good(), "[wordnet] cannot write ", out_dir, "/glosses.txt");
-    for (const auto* s : train) { g << s->gloss << '\n'; ++st.gloss_lines; }
+  // corpus/{train,dev,test}.txt: the full glosses of every synset of the split (before
+  // the cap), one per line, for MLM pretraining.
+  fs::create_directories(fs::path(out_dir) / "corpus");
+  for (int k = 0; k < 3; ++k) {
+    std::vector<const WordNetSynset*> v = split[k];
+    std::sort(v.begin(), v.end(), order);
+    const std::string name = std::string("corpus/") + kSplits[k] + ".txt";
+    std::ofstream g(fs::path(out_dir) / name, std::ios::binary);
+    MEMEL_CHECK(g.good(), "[wordnet] cannot write ", name, " under ", out_dir);
+    int64_t& lines = st.corpus_lines[kSplits[k]];
+    for (const auto* s : v) { g << s->gloss << '\n'; ++lines; }
   }
   {
     std::ofstream l(fs::path(out_dir) / "wn-lex" / "labels.txt", std::ios::binary);

@@ -9,8 +9,9 @@
 //            its gloss) and one negative (the same lemma with the gloss of another synset
 //            of the same part of speech and split, drawn with Philox from the seed,
 //            rejecting synsets that contain the lemma or share the gloss)
-//   glosses.txt  the full glosses (definitions and examples) of all train-split synsets,
-//            one per line, for MLM pretraining (dev/test text stays unseen)
+//   corpus/{train,dev,test}.txt  the full glosses (definitions and examples) of the
+//            split's synsets, one per line, for MLM pretraining (train on corpus/train.txt,
+//            evaluate on corpus/dev.txt: the dev/test text of the tasks stays unseen)
 // Splits are fixed by a hash of (part of speech, synset offset): 80% train, 10% dev,
 // 10% test, whatever the seed. The gloss used as text is the definition, without the
 // quoted examples that follow it (they often contain the word itself).
@@ -50,11 +51,12 @@ struct WordNetTaskOptions {
 struct WordNetTaskStats {
   std::map<std::string, std::vector<int64_t>> lex_counts;  // split -> count per lexname (45)
   std::map<std::string, int64_t> lex_rows, pair_rows;      // split -> rows written
-  int64_t synsets = 0, skipped_no_definition = 0, gloss_lines = 0;
+  std::map<std::string, int64_t> corpus_lines;             // split -> lines of corpus/<split>.txt
+  int64_t synsets = 0, skipped_no_definition = 0;
 };
 
 // Writes <out>/wn-lex/{train,dev,test}.tsv, <out>/wn-lex/labels.txt,
-// <out>/wn-pair/{train,dev,test}.tsv and <out>/glosses.txt; returns counts.
+// <out>/wn-pair/{train,dev,test}.tsv and <out>/corpus/{train,dev,test}.txt; returns counts.
 WordNetTaskStats write_wordnet_tasks(const std::vector<WordNetSynset>& synsets, const std::string& out_dir,
                                      const WordNetTaskOptions& options = {});
 

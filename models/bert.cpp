@@ -312,18 +312,51 @@ BertForMaskedLM::BertForMaskedLM(const BertConfig& cfg, Generator* gen)
   init_bert_weights(*cls, cfg, nullptr);
 }
 
+Tensor BertForMaskedLM::head(const Tensor& hidden) {
+  Tensor h = (*transform_ln_)(act_((*transform_dense_)(hidden)));  // (..., C)
+  // Decoder tied to the word embeddings: (..., C) x (V, C)^T + bias -> (..., V)
+  return linear(h, bert_->embeddings().word_embeddings_weight(), bias_);
+}
+
 BertHeadOutput BertForMaskedLM::forward(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids,
                                         const Tensor& labels) {
   BertModelOutput base = bert_->forward(ids, attention_mask, token_type_ids);
-  Tensor h = (*transform_ln_)(act_((*transform_dense_)(base.last_hidden_state)));  // (B, T, C)
   BertHeadOutput out;
-  // Decoder tied to the word embeddings: (B, T, C) x (V, C)^T + bias -> (B, T, V)
-  out.logits = linear(h, bert_->embeddings().word_embeddings_weight(), bias_);
+  out.logits = head(base.last_hidden_state);  // (B, T, V)
   if (labels.defined()) {
     MEMEL_CHECK(labels.shape() == ids.shape(), "[BertForMaskedLM] labels ", shape_str(labels.shape()),
                 " do not match input_ids ", shape_str(ids.shape()));
     out.loss = cross_entropy(reshape(out.logits, {-1, cfg_.vocab_size}), reshape(labels, {-1}), -100);
   }
+  return out;
+}
+
+BertHeadOutput BertForMaskedLM::forward_labelled(const Tensor& ids, const Tensor& attention_mask,
+                                                 const Tensor& token_type_ids, const Tensor& labels) {
+  MEMEL_CHECK(labels.defined() && labels.shape() == ids.shape(), "[BertForMaskedLM] labels ",
+              labels.defined() ? shape_str(labels.shape()) : std::string("(undefined)"), " do not match input_ids ",
+              shape_str(ids.shape()));
+  MEMEL_CHECK(labels.dtype() == DType::I64 || labels.dtype() == DType::I32,
+              "[BertForMaskedLM] labels must be integer token ids, got ", dtype_name(labels.dtype()));
+  BertModelOutput base = bert_->forward(ids, attention_mask, token_type_ids);
+  const std::vector<int64_t> lab = labels.to_vector_as<int64_t>();
+  std::vector<int64_t> rows, targets;
+  for (size_t i = 0; i < lab.size(); ++i)
+    if (lab[i] != -100) {
+      rows.push_back(static_cast<int64_t>(i));
+      targets.push_back(lab[i]);
+    }
+  const int64_t N = static_cast<int64_t>(rows.size());
+  BertHeadOutput out;
+  if (N == 0) {
+    out.logits = Tensor::zeros({0, cfg_.vocab_size});
+    out.loss = mul(sum(base.last_hidden_state), 0.0);
+    return out;
+  }
+  Tensor flat = reshape(base.last_hidden_state, {-1, cfg_.hidden_size});           // (B*T, C)
+  Tensor picked = embedding(flat, Tensor::from_vector(rows, {N}));                // (N, C), gather with gradient
+  out.logits = head(picked);                                                      // (N, V)
+  out.loss = cross_entropy(out.logits, Tensor::from_vector(targets, {N}), -100);
   return out;
 }
 

@@ -123,10 +123,17 @@ class BertForMaskedLM : public Module {
   // labels (B, T) int: the token to predict, -100 where no loss is taken.
   BertHeadOutput forward(const Tensor& input_ids, const Tensor& attention_mask = Tensor(),
                          const Tensor& token_type_ids = Tensor(), const Tensor& labels = Tensor());
+  // The same loss as forward(..., labels), with the prediction head run only at the N
+  // positions whose label is not -100 (pretraining masks ~15%, so the (N, vocab) decoder
+  // product costs ~1/7 of the full one): logits (N, vocab), rows in row-major order of
+  // those positions. With no labelled position the loss is 0 (still part of the graph).
+  BertHeadOutput forward_labelled(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& token_type_ids,
+                                  const Tensor& labels);
   BertModel& bert() { return *bert_; }
   const BertConfig& config() const { return cfg_; }
 
  private:
+  Tensor head(const Tensor& hidden);  // (..., C) -> (..., vocab)
   BertConfig cfg_;
   std::shared_ptr<BertModel> bert_;
   std::shared_ptr<Module> transform_dense_, transform_ln_;

@@ -1,8 +1,9 @@
 // memel-data: prepares text data.
 //
 //   memel-data wordnet --out DIR [--wordnet-dir /usr/share/wordnet] [--seed N] [--max-per-split N]
-//       WordNet glosses -> DIR/wn-lex, DIR/wn-pair (GLUE layout) and DIR/glosses.txt
-//       (see data/wordnet.h); prints the class counts.
+//       WordNet glosses -> DIR/wn-lex, DIR/wn-pair (GLUE layout) and the plain-text gloss
+//       corpus DIR/corpus/{train,dev,test}.txt for mlm-pretrain (see data/wordnet.h);
+//       prints the class counts.
 //   memel-data tokenize --vocab FILE [--cased] [--max-len N] TEXT [TEXT_B]
 //       Prints the word pieces and the encoding of a text or a pair.
 #include <cstdio>
@@ -80,8 +81,10 @@ int run_wordnet(const std::vector<std::string>& args) {
     stats["wn-lex"][s] = {{"rows", st.lex_rows.at(s)}, {"class_counts", counts}};
     stats["wn-pair"][s] = {{"rows", st.pair_rows.at(s)}};
   }
-  std::printf("glosses.txt: %lld lines (train split)\n", (long long)st.gloss_lines);
-  stats["glosses_txt_lines"] = st.gloss_lines;
+  for (const char* s : {"train", "dev", "test"}) {
+    std::printf("corpus/%s.txt: %lld lines\n", s, (long long)st.corpus_lines.at(s));
+    stats["corpus"][s] = {{"lines", st.corpus_lines.at(s)}};
+  }
   stats["seed"] = o.seed;
   stats["max_per_split"] = o.max_per_split;
   stats["wordnet_dir"] = dir;
@@ -90,7 +93,8 @@ int run_wordnet(const std::vector<std::string>& args) {
     std::fprintf(f, "%s\n", stats.dump(2).c_str());
     std::fclose(f);
   }
-  std::printf("wrote %s/{wn-lex,wn-pair}/{train,dev,test}.tsv, glosses.txt, stats.json\n", out.c_str());
+  std::printf("wrote %s/{wn-lex,wn-pair}/{train,dev,test}.tsv, corpus/{train,dev,test}.txt, stats.json\n",
+              out.c_str());
   return 0;
 }
 

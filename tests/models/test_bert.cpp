@@ -184,6 +184,42 @@ TEST_CASE("BertForMaskedLM: decoder tied to the word embeddings") {
                  select(select(select(before, 0, 0), 0, 0), 0, unused).item()) > 1e-4);
 }
 
+TEST_CASE("BertForMaskedLM: forward_labelled gives forward's loss, logits and gradients at the labelled rows") {
+  BertConfig cfg = tiny();
+  cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0;
+  manual_seed(4);
+  BertForMaskedLM m(cfg);
+  Batch b = batch(cfg.vocab_size);
+  std::vector<int64_t> lab(12, -100);
+  lab[1] = 5;
+  lab[3] = 17;
+  lab[7] = 9;
+  const Tensor labels = Tensor::from_vector(lab, {2, 6});
+  BertHeadOutput full = m.forward(b.ids, b.mask, b.tt, labels);
+  backward(full.loss);
+  std::map<std::string, std::vector<double>> g_full;
+  for (auto& [n, p] : m.named_parameters()) g_full[n] = p.grad().to_vector();
+  m.zero_grad();
+  BertHeadOutput part = m.forward_labelled(b.ids, b.mask, b.tt, labels);
+  CHECK(part.logits.shape() == Shape{3, cfg.vocab_size});
+  CHECK(part.loss.item() == doctest::Approx(full.loss.item()).epsilon(1e-6));
+  const Tensor flat = reshape(full.logits, {12, cfg.vocab_size});
+  CHECK(max_abs_diff(select(part.logits, 0, 2), select(flat, 0, 7)) < 1e-5);
+  CHECK(max_abs_diff(select(part.logits, 0, 1), select(flat, 0, 3)) < 1e-5);
+  backward(part.loss);
+  for (auto& [n, p] : m.named_parameters()) {
+    const std::vector<double> g = p.grad().to_vector();
+    double d = 0, s = 0;
+    for (size_t i = 0; i < g.size(); ++i) d = std::max(d, std::abs(g[i] - g_full[n][i])), s = std::max(s, std::abs(g_full[n][i]));
+    CHECK_MESSAGE(d <= 1e-5 * std::max(s, 1e-3), n);
+  }
+  // No labelled position: loss 0, still differentiable.
+  BertHeadOutput none = m.forward_labelled(b.ids, b.mask, b.tt, Tensor::from_vector(std::vector<int64_t>(12, -100), {2, 6}));
+  CHECK(none.loss.item() == 0.0);
+  CHECK(none.logits.shape() == Shape{0, cfg.vocab_size});
+  backward(none.loss);
+}
+
 TEST_CASE("BertForSequenceClassification: cross-entropy, and regression (num_labels = 1) with MSE") {
   BertConfig cfg = tiny();
   cfg.num_labels = 1;

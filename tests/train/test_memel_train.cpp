@@ -4,38 +4,18 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "train/train_support.h"
+
 namespace fs = std::filesystem;
+using namespace memel::train_test;
 
 namespace {
 
-const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-train";
 const bool kHaveData = fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run(const std::string& args, const std::string& env = "") {
-  const std::string log = std::string(MEMEL_BINARY_DIR) + "/memel_train_test.log";
-  const std::string cmd = env + " " + kBin + " " + args + " > " + log + " 2>&1";
-  int rc = std::system(cmd.c_str());
-  std::ifstream f(log);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : (WIFSIGNALED(rc) ? 128 + WTERMSIG(rc) : rc), ss.str()};
-}
-
-std::string write_config(const std::string& name, const nlohmann::json& j) {
-  const std::string p = std::string(MEMEL_BINARY_DIR) + "/" + name;
-  std::ofstream(p) << j.dump(2);
-  return p;
-}
 
 nlohmann::json small_config() {
   return {{"task", "image-classification"},
@@ -47,22 +27,6 @@ nlohmann::json small_config() {
           {"train", {{"steps", 48}, {"batch_size", 32}, {"eval_every", 16}, {"log_every", 4}}},
           {"checkpoint", {{"every", 16}, {"keep_last", 3}}},
           {"memel", {{"at", "paper"}, {"mode", "rd"}, {"warmup", 2}, {"dump_every", 16}}}};
-}
-
-std::vector<std::string> lines_without_perf(const std::string& path) {
-  std::ifstream f(path);
-  std::vector<std::string> r;
-  std::string l;
-  while (std::getline(f, l))
-    if (l.find("\"perf\"") == std::string::npos) r.push_back(l);
-  return r;
-}
-
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

@@ -1,17 +1,10 @@
 // text-classification: BERT fine-tuning on a GLUE-layout task (the nine GLUE tasks,
 // wn-lex / wn-pair from `memel-data wordnet`, or a generic TSV task), classification or
 // regression (STS-B), with the task's own metrics.
-#include <filesystem>
-
 #include "config.h"
 #include "data/glue.h"
-#include "data/tokenizer.h"
-#include "models/bert.h"
-#include "models/bert_weights.h"
-#include "memel/layer.h"
 #include "task.h"
-
-namespace fs = std::filesystem;
+#include "task_bert.h"
 
 namespace memel::train {
 namespace {
@@ -23,32 +16,13 @@ class TextClassification : public Task {
     const std::string dir = get_str(d, "dir", "data");
     MEMEL_CHECK(!dir.empty(), "[config] data.dir: the task's data directory (train/dev TSV files) is required");
     task_ = load_tsv_task(d.at("task"), dir);
-    const json& m = cfg.at("model");
-    MEMEL_CHECK(get_str(m, "name", "model") == "bert", "[config] model.name: text-classification supports \"bert\"");
-    const std::string pretrained = m.at("pretrained").is_string() ? m.at("pretrained").get<std::string>() : "";
-    BertConfig bc;
-    if (!pretrained.empty() && fs::exists(fs::path(pretrained) / "config.json")) {
-      bc = BertConfig::from_file((fs::path(pretrained) / "config.json").string());
-    } else {
-      json mc = m.at("config");
-      const std::string preset = mc.value("preset", std::string("bert-mini"));
-      mc.erase("preset");
-      bc = BertConfig::preset(preset);
-      bc.update(mc, "model.config");
-    }
-    bc.num_labels = task_.num_labels();
-    model_ = std::make_shared<BertForSequenceClassification>(bc);
-    paper_ = paper_memel_targets(bc, "bert.");
-    if (!pretrained.empty()) {
-      BertLoadReport rep = load_bert_pretrained(*model_, pretrained);
-      std::fprintf(stderr, "%s\n", rep.str("BertForSequenceClassification", pretrained).c_str());
-    }
-    std::string vocab = get_str(d, "vocab", "data");
-    if (vocab.empty() && !pretrained.empty()) vocab = (fs::path(pretrained) / "vocab.txt").string();
-    MEMEL_CHECK(!vocab.empty(), "[config] data.vocab: a vocab.txt is required (or model.pretrained with one)");
-    WordPieceOptions wo;
-    wo.do_lower_case = get_bool(d, "lower_case", "data");
-    WordPieceTokenizer tok = WordPieceTokenizer::from_file(vocab, wo);
+    BertSetup bs = bert_setup(cfg, "text-classification");
+    bs.config.num_labels = task_.num_labels();
+    config_ = bs.config;
+    model_ = std::make_shared<BertForSequenceClassification>(config_);
+    paper_ = paper_memel_targets(config_, "bert.");
+    load_pretrained_bert(*model_, bs, "BertForSequenceClassification");
+    WordPieceTokenizer tok = bert_tokenizer(d, bs);
     const int64_t max_len = get_int(d, "max_len", "data");
     auto limit = [](std::vector<TextExample> v, int64_t n) {
       if (n > 0 && n < static_cast<int64_t>(v.size())) v.resize(static_cast<size_t>(n));
@@ -95,10 +69,11 @@ class TextClassification : public Task {
   }
   std::string primary_metric() const override { return primary_; }
   bool higher_is_better() const override { return primary_ != "loss"; }
-  void save_weights(const std::string& path) override { save_bert_weights(*model_, path); }
+  void save_weights(const std::string& path) override { save_bert_checkpoint(*model_, config_, path); }
 
  private:
   TsvTask task_;
+  BertConfig config_;
   std::shared_ptr<BertForSequenceClassification> model_;
   std::vector<std::string> paper_;
   std::vector<TextExample> train_ex_, dev_ex_;
