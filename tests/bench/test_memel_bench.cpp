@@ -1,0 +1,111 @@
+// The memel-bench program (run as a subprocess): workload list, argument errors, and one
+// W3 (swin-mini) training step with and without memel at the paper placement. Timings
+// are printed by the program but never checked here.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-bench";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Result run(const std::string& args) {
+  REQUIRE_MESSAGE(fs::exists(kBin), "memel-bench is not built at ", kBin, " (build the memel-bench target)");
+  const std::string out = std::string(MEMEL_BINARY_DIR) + "/memel_bench_test.out";
+  const std::string err = std::string(MEMEL_BINARY_DIR) + "/memel_bench_test.err";
+  const std::string cmd = kBin + " " + args + " > " + out + " 2> " + err;
+  const int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0), slurp(out), slurp(err)};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("memel-bench lists the workloads and explains its options") {
+  Result r = run("--list");
+  CHECK(r.code == 0);
+  CHECK(r.out == "gemm\nbert-mini\nswin-t\nswin-mini\nconvgru\n");
+  Result h = run("--help");
+  CHECK(h.code == 0);
+  for (const char* s : {"bert-mini", "swin-t", "swin-mini", "convgru", "--memel", "--device", "--steps", "--warmup"})
+    CHECK_MESSAGE(contains(h.out, s), "help lacks ", s);
+}
+
+TEST_CASE("memel-bench rejects bad arguments with a message") {
+  struct Case {
+    const char* args;
+    int code;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"", 2, "--workload is required"},
+      {"--workload resnet", 2, "unknown workload 'resnet'"},
+      {"--workload swin-mini --size 64", 2, "has no option --size"},
+      {"--workload swin-mini --threads", 2, "--threads needs a value"},
+      {"--workload swin-mini --device cuda", 1, "the CUDA backend is not implemented yet"},
+      {"--workload convgru --device tpu", 1, "--device must be cpu or cuda, got 'tpu'"},
+      {"--workload bert-mini --memel half", 1, "--memel must be none or paper, got 'half'"},
+      {"--workload swin-t --threads 0", 1, "--threads must be >= 1, got 0"},
+      {"--workload swin-mini --steps many", 1, "--steps expects an integer, got 'many'"},
+      {"--workload swin-mini --steps 0", 1, "--steps must be >= 1, got 0"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.args);
+    Result r = run(c.args);
+    CHECK(r.code == c.code);
+    CHECK_MESSAGE(contains(r.err, c.message), "stderr: ", r.err);
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("memel-bench runs one W3 (swin-mini) training step, with and without memel") {
+  for (const char* memel : {"none", "paper"}) {
+    CAPTURE(memel);
+    Result r = run(std::string("--workload swin-mini --threads 2 --steps 1 --warmup 0 --memel ") + memel);
+    REQUIRE_MESSAGE(r.code == 0, "stderr: ", r.err);
+    // One JSON line, its first keys in the documented order.
+    REQUIRE(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(r.out);
+    const std::vector<std::string> keys = {"workload", "device",      "threads", "memel",
+                                           "step_ms",  "items_per_s", "gflops",  "peak_mem_mb"};
+    std::vector<std::string> got;
+    for (auto it = j.begin(); it != j.end() && got.size() < keys.size(); ++it) got.push_back(it.key());
+    CHECK(got == keys);
+    CHECK(j["workload"] == "swin-mini");
+    CHECK(j["device"] == "cpu");
+    CHECK(j["threads"] == 2);
+    CHECK(j["memel"] == memel);
+    CHECK(j["step_ms"].get<double>() > 0);
+    CHECK(j["peak_mem_mb"].get<double>() > 0);
+    CHECK(std::isfinite(j["loss"].get<double>()));
+    // 64 images; the analytic count is 3x the forward FLOPs of the products (the same
+    // formula gives Swin-T's 4.49 GMAC per 224 px image, as a per-layer count does).
+    CHECK(j["items_per_s"].get<double>() == doctest::Approx(64.0 / (j["step_ms"].get<double>() / 1e3)));
+    CHECK(j["gflop_per_step"].get<double>() == doctest::Approx(34.720874496).epsilon(1e-9));
+    CHECK(j["params"] == 6898276);
+  }
+}
