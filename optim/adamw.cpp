@@ -3,10 +3,39 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <type_traits>
+
+#include "core/thread_pool.h"
 
 namespace memel {
 
 namespace {
+
+// One Adam(W) step over n elements; the options that change the loop body are template
+// parameters so each variant vectorises, and chunks run on the thread pool (elementwise,
+// so the result does not depend on the split).
+template <typename T, bool Decoupled, bool Decay, bool AmsGrad>
+void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
+               int64_t n, T step_size, T bc2_sqrt, T b1, T b2, T omb1, T omb2, T eps_t, T decay, T wd_t) {
+  parallel_for(n, 16384, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      T pi = p[i], gi = g[i];
+      if (Decoupled && Decay) pi = pi * decay;
+      if (!Decoupled && Decay) gi = gi + wd_t * pi;
+      const T mi = m[i] * b1 + omb1 * gi;
+      const T vi = v[i] * b2 + omb2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      T vuse = vi;
+      if (AmsGrad) {
+        vuse = vmax[i] > vi ? vmax[i] : vi;
+        vmax[i] = vuse;
+      }
+      const T denom = std::sqrt(vuse) / bc2_sqrt + eps_t;
+      p[i] = pi - step_size * mi / denom;
+    }
+  });
+}
 
 template <typename T>
 void adam_update(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, int64_t step, double lr, double wd, double beta1,
@@ -18,24 +47,19 @@ void adam_update(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, int64_t step,
   const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2), omb1 = static_cast<T>(1.0 - beta1),
           omb2 = static_cast<T>(1.0 - beta2), eps_t = static_cast<T>(eps);
   const T decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
-  for (int64_t i = 0; i < n; ++i) {
-    T pi = p[i], gi = g[i];
-    if (decoupled) {
-      if (wd != 0.0) pi = pi * decay;
-    } else if (wd != 0.0) {
-      gi = gi + wd_t * pi;
-    }
-    const T mi = m[i] * b1 + omb1 * gi;
-    const T vi = v[i] * b2 + omb2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    T vuse = vi;
-    if (vmax) {
-      vuse = std::max(vmax[i], vi);
-      vmax[i] = vuse;
-    }
-    const T denom = std::sqrt(vuse) / bc2_sqrt + eps_t;
-    p[i] = pi - step_size * mi / denom;
+  const bool dec = wd != 0.0, ams = vmax != nullptr;
+  auto run = [&](auto d, auto w, auto a) {
+    adam_loop<T, decltype(d)::value, decltype(w)::value, decltype(a)::value>(p, g, m, v, vmax, n, step_size, bc2_sqrt,
+                                                                            b1, b2, omb1, omb2, eps_t, decay, wd_t);
+  };
+  using Y = std::true_type;
+  using N = std::false_type;
+  if (decoupled) {
+    if (dec) ams ? run(Y(), Y(), Y()) : run(Y(), Y(), N());
+    else ams ? run(Y(), N(), Y()) : run(Y(), N(), N());
+  } else {
+    if (dec) ams ? run(N(), Y(), Y()) : run(N(), Y(), N());
+    else ams ? run(N(), N(), Y()) : run(N(), N(), N());
   }
 }
 
