@@ -58,11 +58,7 @@ json folder_config(const fs::path& root) {
 }  // namespace
 
 TEST_CASE("memel-train image-classification: an ImageNet-layout folder trains and evaluates") {
-  const fs::path root = write_folder();
-  const std::string out = std::string(MEMEL_BINARY_DIR) + "/test_image_folder_run";
-  fs::remove_all(out);
-  Result r = run("--config " + write_config("folder_train.json", folder_config(root)) + " --out " + out + " --quiet");
-  REQUIRE_MESSAGE(r.code == 0, r.output);
+  const std::string out = train_ok("folder_train", folder_config(write_folder()));
   std::vector<json> ev = metric_lines(out + "/metrics.jsonl", "eval");
   REQUIRE(!ev.empty());
   // Dark against light is separable: the last evaluation on the 12 val images is perfect.
@@ -73,19 +69,11 @@ TEST_CASE("memel-train image-classification: image-folder config errors name the
   const fs::path root = write_folder();
   json c = folder_config(root);
   c["data"]["options"]["img_size"] = 16;
-  Result r = run("--config " + write_config("folder_bad1.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("data.options.img_size: unknown option of the image-folder dataset") != std::string::npos);
-
+  check_config_error("folder_bad1", c, "data.options.img_size: unknown option of the image-folder dataset");
   c = folder_config(root);
   c["data"]["options"]["mean"] = {0.5, 0.5};
-  r = run("--config " + write_config("folder_bad2.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("data.options.mean and .std need one value per channel (3)") != std::string::npos);
-
+  check_config_error("folder_bad2", c, "data.options.mean and .std need one value per channel (3)");
   c = folder_config(root);
   c["data"]["options"]["eval_dir"] = "missing";
-  r = run("--config " + write_config("folder_bad3.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("missing") != std::string::npos);
+  check_config_error("folder_bad3", c, "missing");
 }

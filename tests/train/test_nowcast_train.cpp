@@ -63,11 +63,7 @@ json hko_config(const fs::path& base) {
 }  // namespace
 
 TEST_CASE("memel-train nowcasting: HKO-7 frame tree with masks trains and evaluates") {
-  const fs::path base = write_tree();
-  const std::string out = std::string(MEMEL_BINARY_DIR) + "/test_nowcast_hko_run";
-  fs::remove_all(out);
-  Result r = run("--config " + write_config("hko_nowcast.json", hko_config(base)) + " --out " + out + " --quiet");
-  REQUIRE_MESSAGE(r.code == 0, r.output);
+  const std::string out = train_ok("hko_nowcast", hko_config(write_tree()));
   std::vector<json> ev = metric_lines(out + "/metrics.jsonl", "eval");
   REQUIRE(ev.size() == 1);
   // Day 2 has 6 frames: two complete 5-frame sequences at stride 1.
@@ -81,25 +77,14 @@ TEST_CASE("memel-train nowcasting: HKO-7 frame config errors name the key") {
   const fs::path base = write_tree();
   json c = hko_config(base);
   c["data"]["options"]["train_strid"] = 2;
-  Result r = run("--config " + write_config("hko_bad1.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("data.options.train_strid: unknown option of the hko7-frames dataset") != std::string::npos);
-
+  check_config_error("hko_bad1", c, "data.options.train_strid: unknown option of the hko7-frames dataset");
   c = hko_config(base);
   c["data"]["options"].erase("eval_days");
-  r = run("--config " + write_config("hko_bad2.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("eval_days or eval_days_file") != std::string::npos);
-
+  check_config_error("hko_bad2", c, "eval_days or eval_days_file");
   c = hko_config(base);
   c["data"]["options"]["train_days"] = {"20150605"};
-  r = run("--config " + write_config("hko_bad3.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("no complete 5-frame sequence of the train days") != std::string::npos);
-
+  check_config_error("hko_bad3", c, "no complete 5-frame sequence of the train days");
   c = hko_config(base);
   c["data"]["options"].erase("mask_root");
-  r = run("--config " + write_config("hko_bad4.json", c) + " --dry-run");
-  CHECK(r.code != 0);
-  CHECK(r.output.find("eval.use_mask needs validity masks") != std::string::npos);
+  check_config_error("hko_bad4", c, "eval.use_mask needs validity masks");
 }

@@ -39,6 +39,23 @@ inline std::string write_config(const std::string& name, const nlohmann::json& j
   return p;
 }
 
+// Trains config `j` (written as `name`) into a fresh run directory, requiring success;
+// returns the directory.
+inline std::string train_ok(const std::string& name, const nlohmann::json& j) {
+  const std::string out = std::string(MEMEL_BINARY_DIR) + "/" + name + "_run";
+  std::system(("rm -rf '" + out + "'").c_str());
+  Result r = run("--config " + write_config(name + ".json", j) + " --out " + out + " --quiet");
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  return out;
+}
+
+// `--dry-run` of config `j` must fail with a message containing `expected`.
+inline void check_config_error(const std::string& name, const nlohmann::json& j, const std::string& expected) {
+  Result r = run("--config " + write_config(name + ".json", j) + " --dry-run");
+  CHECK(r.code != 0);
+  CHECK_MESSAGE(r.output.find(expected) != std::string::npos, "expected '", expected, "' in: ", r.output);
+}
+
 // metrics.jsonl without the timing ("perf") lines, which differ between runs.
 inline std::vector<std::string> lines_without_perf(const std::string& path) {
   std::ifstream f(path);
