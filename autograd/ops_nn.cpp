@@ -180,23 +180,28 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
                {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
   if (bias.defined()) add_channel_bias(y, cont(bias));
+  cols = Tensor();  // not saved: the backward rebuilds it from x (kh*kw times smaller)
   bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
   return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
     Tensor gy = cont(gl[0]);
     Tensor gxt, gwt, gbt;
     if (gw) {
+      Tensor xcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
+      backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, xcols);
       // gw[g] (Cog, K) = sum_n gy[n, g] (Cog, L) @ cols[n, g]^T (L, K)
-      gwt = Tensor::zeros(w.shape(), w.dtype(), w.device());
+      // The first image writes gw (beta 0); no images: zeros.
+      gwt = N > 0 ? Tensor::empty(w.shape(), w.dtype(), w.device())
+                  : Tensor::zeros(w.shape(), w.dtype(), w.device());
       for (int64_t n = 0; n < N; ++n) {
         Tensor gn = gy.as_strided({1, Co, L}, {0, L, 1}, gy.offset() + n * Co * L);
-        Tensor cn = cols.as_strided({1, C * kh * kw, L}, {0, L, 1}, cols.offset() + n * C * kh * kw * L);
+        Tensor cn = xcols.as_strided({1, C * kh * kw, L}, {0, L, 1}, xcols.offset() + n * C * kh * kw * L);
         grouped_gemm(false, true, gn, {1, Cog, L}, {0, L, 1}, Cog * L, cn, {1, K, L}, {0, L, 1}, K * L, gwt,
-                     {1, Cog, K}, {0, K, 1}, Cog * K, G, 1.0);
+                     {1, Cog, K}, {0, K, 1}, Cog * K, G, n == 0 ? 0.0 : 1.0);
       }
     }
     if (gx) {
       // gcols[n, g] (K, L) = w[g]^T (K, Cog) @ gy[n, g] (Cog, L)
-      Tensor gcols = Tensor::empty(cols.shape(), x.dtype(), x.device());
+      Tensor gcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
       grouped_gemm(true, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, gy, {N, Cog, L}, {Co * L, L, 1}, Cog * L, gcols,
                    {N, K, L}, {C * kh * kw * L, L, 1}, K * L, G, 0.0);
       gxt = empty_like(x);
@@ -246,12 +251,14 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
     }
     if (gw) {
       // gw[g] (Cig, K) = sum_n x[n, g] (Cig, L) @ gcols[n, g]^T (L, K)
-      gwt = Tensor::zeros(w.shape(), w.dtype(), w.device());
+      // The first image writes gw (beta 0); no images: zeros.
+      gwt = N > 0 ? Tensor::empty(w.shape(), w.dtype(), w.device())
+                  : Tensor::zeros(w.shape(), w.dtype(), w.device());
       for (int64_t n = 0; n < N; ++n) {
         Tensor xn = x.as_strided({1, Ci, L}, {0, L, 1}, x.offset() + n * Ci * L);
         Tensor gn = gcols.as_strided({1, Co * kh * kw, L}, {0, L, 1}, gcols.offset() + n * Co * kh * kw * L);
         grouped_gemm(false, true, xn, {1, Cig, L}, {0, L, 1}, Cig * L, gn, {1, K, L}, {0, L, 1}, K * L, gwt,
-                     {1, Cig, K}, {0, K, 1}, Cig * K, G, 1.0);
+                     {1, Cig, K}, {0, K, 1}, Cig * K, G, n == 0 ? 0.0 : 1.0);
       }
     }
     if (gb) gbt = sum(gy, {0, 2, 3});

@@ -40,6 +40,92 @@ Tensor window_reverse(const Tensor& windows, int64_t w, int64_t H, int64_t W) {
   return reshape(t, {B, H, W, C});
 }
 
+namespace {
+
+// Copies between an image (B, H, W, C) and its windows (B * H/w * W/w, w*w, C) after
+// a cyclic shift: window position (y, x) of the shifted map holds image pixel
+// ((y + sh) % H, (x + sw) % W). to_windows: image -> windows, else windows -> image.
+void window_copy(const Tensor& src, Tensor& dst, int64_t B, int64_t H, int64_t W, int64_t C, int64_t w, int64_t sh,
+                 int64_t sw, bool to_windows) {
+  const int64_t gw = W / w, nw = (H / w) * gw, esz = static_cast<int64_t>(dtype_size(src.dtype()));
+  const char* ps = static_cast<const char*>(src.raw_data());
+  char* pd = static_cast<char*>(dst.raw_data());
+  const size_t row = static_cast<size_t>(C * esz);
+  parallel_for(B * H, std::max<int64_t>(1, 16384 / std::max<int64_t>(W * C, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / H, y = r % H;            // y: row of the shifted map
+      const int64_t iy = (y + sh) % H;               // image row
+      const int64_t win0 = b * nw + (y / w) * gw, tok0 = (y % w) * w;
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t ix = (x + sw) % W;
+        const int64_t img = ((b * H + iy) * W + ix) * C * esz;
+        const int64_t wnd = (((win0 + x / w) * w * w) + tok0 + x % w) * C * esz;
+        if (to_windows) std::memcpy(pd + wnd, ps + img, row);
+        else std::memcpy(pd + img, ps + wnd, row);
+      }
+    }
+  });
+}
+
+void check_window_args(const char* op, int64_t H, int64_t W, int64_t w, int64_t sh, int64_t sw) {
+  MEMEL_CHECK(w > 0 && H % w == 0 && W % w == 0, "[", op, "] H=", H, " and W=", W,
+              " must be multiples of the window ", w);
+  MEMEL_CHECK(sh >= 0 && sh < H && sw >= 0 && sw < W, "[", op, "] shifts (", sh, ", ", sw,
+              ") must be in [0, H) x [0, W)");
+}
+
+Tensor window_scatter_impl(const Tensor& windows, int64_t w, int64_t sh, int64_t sw, int64_t H, int64_t W);
+
+Tensor window_gather_impl(const Tensor& x, int64_t w, int64_t sh, int64_t sw) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const Tensor xc = x.is_contiguous() ? x.detach() : x.contiguous_copy();
+  Tensor out = Tensor::empty({B * (H / w) * (W / w), w * w, C}, x.dtype(), x.device());  // (BW, N, C)
+  window_copy(xc, out, B, H, W, C, w, sh, sw, true);
+  return autograd::record("swin_window_gather", out, {x}, [=](const autograd::TensorList& g) -> autograd::TensorList {
+    return {window_scatter_impl(g[0], w, sh, sw, H, W)};
+  });
+}
+
+Tensor window_scatter_impl(const Tensor& windows, int64_t w, int64_t sh, int64_t sw, int64_t H, int64_t W) {
+  const int64_t C = windows.size(2), B = windows.size(0) / ((H / w) * (W / w));
+  const Tensor wc = windows.is_contiguous() ? windows.detach() : windows.contiguous_copy();
+  Tensor out = Tensor::empty({B, H, W, C}, windows.dtype(), windows.device());  // (B, H, W, C)
+  window_copy(wc, out, B, H, W, C, w, sh, sw, false);
+  return autograd::record("swin_window_scatter", out, {windows},
+                          [=](const autograd::TensorList& g) -> autograd::TensorList {
+                            return {window_gather_impl(g[0], w, sh, sw)};
+                          });
+}
+
+}  // namespace
+
+MEMEL_REGISTER_OP("swin_window_gather");
+MEMEL_REGISTER_OP("swin_window_scatter");
+
+Tensor swin_window_gather(const Tensor& x, int64_t w, int64_t sh, int64_t sw) {
+  MEMEL_CHECK(x.defined() && x.dim() == 4, "[swin_window_gather] expected (B, H, W, C), got ",
+              x.defined() ? shape_str(x.shape()) : "undefined");
+  check_window_args("swin_window_gather", x.size(1), x.size(2), w, sh, sw);
+  if (!x.device().is_cpu()) {
+    Tensor h = (sh || sw) ? roll(x, {-sh, -sw}, {1, 2}) : x;
+    return window_partition(h, w);
+  }
+  return window_gather_impl(x, w, sh, sw);
+}
+
+Tensor swin_window_scatter(const Tensor& windows, int64_t w, int64_t sh, int64_t sw, int64_t H, int64_t W) {
+  check_window_args("swin_window_scatter", H, W, w, sh, sw);
+  MEMEL_CHECK(windows.defined() && windows.dim() == 3 && windows.size(1) == w * w &&
+                  windows.size(0) % ((H / w) * (W / w)) == 0,
+              "[swin_window_scatter] expected windows (B * ", (H / w) * (W / w), ", ", w * w, ", C), got ",
+              windows.defined() ? shape_str(windows.shape()) : "undefined");
+  if (!windows.device().is_cpu()) {
+    Tensor h = window_reverse(windows, w, H, W);
+    return (sh || sw) ? roll(h, {sh, sw}, {1, 2}) : h;
+  }
+  return window_scatter_impl(windows, w, sh, sw, H, W);
+}
+
 Tensor swin_relative_position_index(int64_t w) {
   MEMEL_CHECK(w > 0, "[swin_relative_position_index] window must be positive, got ", w);
   const int64_t N = w * w;
@@ -581,12 +667,10 @@ Tensor SwinBlock::forward(const Tensor& x) {
   // No shift along an axis the window already covers (as the references).
   const int64_t sh = w < Hp ? o_.shift : 0, sw = w < Wp ? o_.shift : 0;
   const bool shifted = sh > 0 || sw > 0;
-  if (shifted) h = roll(h, {-sh, -sw}, {1, 2});
-  Tensor win = window_partition(h, w);  // (BW, N, C)
+  Tensor win = swin_window_gather(h, w, sh, sw);  // (BW, N, C): shifted by (-sh, -sw), partitioned
   Tensor mask = shifted ? mask_for(Hp, Wp, sh, sw, win.dtype()) : Tensor();
   Tensor a = attn->forward_windows(win, mask);  // (BW, N, C)
-  h = window_reverse(a, w, Hp, Wp);               // (B, Hp, Wp, C)
-  if (shifted) h = roll(h, {sh, sw}, {1, 2});
+  h = swin_window_scatter(a, w, sh, sw, Hp, Wp);  // (B, Hp, Wp, C), shifted back
   if (pad_b || pad_r) h = slice(slice(h, 1, 0, H), 2, 0, W);  // (B, H, W, C)
   Tensor y = add(x, drop_path(h, o_.drop_path, is_training(), gen_));
   return add(y, drop_path((*mlp)((*norm2)(y)), o_.drop_path, is_training(), gen_));

@@ -40,6 +40,14 @@ Tensor window_partition(const Tensor& x, int64_t window);
 // Inverse of window_partition: (B * H/w * W/w, w*w, C) -> (B, H, W, C).
 Tensor window_reverse(const Tensor& windows, int64_t window, int64_t H, int64_t W);
 
+// The shifted-window partition in one copy: windows of x (B, H, W, C) rolled by
+// (-shift_h, -shift_w) along (H, W), i.e. window_partition(roll(x, {-sh, -sw}, {1, 2}), w)
+// -> (B * H/w * W/w, w*w, C). Its gradient is swin_window_scatter's forward.
+Tensor swin_window_gather(const Tensor& x, int64_t window, int64_t shift_h, int64_t shift_w);
+// Its inverse: roll(window_reverse(windows, w, H, W), {sh, sw}, {1, 2}) -> (B, H, W, C).
+Tensor swin_window_scatter(const Tensor& windows, int64_t window, int64_t shift_h, int64_t shift_w, int64_t H,
+                           int64_t W);
+
 // Pairwise relative position index of a w x w window: (w*w, w*w) I64 with values in
 // [0, (2w-1)^2), index = (dy + w - 1) * (2w - 1) + (dx + w - 1) for the displacement
 // (dy, dx) from key to query, as the authors' code.

@@ -7,32 +7,43 @@
 
 #include "core/thread_pool.h"
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen's AVX-512 packet code
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+
 namespace memel {
 
 namespace {
 
 // One Adam(W) step over n elements; the options that change the loop body are template
-// parameters so each variant vectorises, and chunks run on the thread pool (elementwise,
-// so the result does not depend on the split).
+// parameters, and chunks run on the thread pool (elementwise, so the result does not
+// depend on the split). Each chunk runs in blocks of kAdamBlock elements with Eigen array
+// expressions (packet sqrt, IEEE-exact like std::sqrt).
+constexpr int64_t kAdamBlock = 512;
+
 template <typename T, bool Decoupled, bool Decay, bool AmsGrad>
 void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
                int64_t n, T step_size, T bc2_sqrt, T b1, T b2, T omb1, T omb2, T eps_t, T decay, T wd_t) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
   parallel_for(n, 16384, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) {
-      T pi = p[i], gi = g[i];
-      if (Decoupled && Decay) pi = pi * decay;
-      if (!Decoupled && Decay) gi = gi + wd_t * pi;
-      const T mi = m[i] * b1 + omb1 * gi;
-      const T vi = v[i] * b2 + omb2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      T vuse = vi;
+    T gbuf[kAdamBlock];
+    for (int64_t b = s; b < e; b += kAdamBlock) {
+      const Eigen::Index len = static_cast<Eigen::Index>(std::min<int64_t>(kAdamBlock, e - b));
+      Eigen::Map<A> P(p + b, len), M(m + b, len), V(v + b, len);
+      Eigen::Map<const A> G0(g + b, len);
+      if (!Decoupled && Decay) Eigen::Map<A>(gbuf, len) = G0 + wd_t * P;  // L2 penalty in the gradient
+      Eigen::Map<const A> G(!Decoupled && Decay ? gbuf : g + b, len);
+      if (Decoupled && Decay) P *= decay;
+      M = M * b1 + omb1 * G;
+      V = V * b2 + omb2 * G * G;
       if (AmsGrad) {
-        vuse = vmax[i] > vi ? vmax[i] : vi;
-        vmax[i] = vuse;
+        Eigen::Map<A> VM(vmax + b, len);
+        VM = VM.max(V);
+        P -= step_size * M / (VM.sqrt() / bc2_sqrt + eps_t);
+      } else {
+        P -= step_size * M / (V.sqrt() / bc2_sqrt + eps_t);
       }
-      const T denom = std::sqrt(vuse) / bc2_sqrt + eps_t;
-      p[i] = pi - step_size * mi / denom;
     }
   });
 }

@@ -17,6 +17,7 @@
 
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "tensor/cpu/vec_math.h"
 
 namespace memel::cpu {
 namespace {
@@ -71,64 +72,37 @@ void scores(const View4<T>& q, const View4<T>& k, const View4<T>& m, int64_t b, 
   }
 }
 
-// Philox-4x32-10 of `n` consecutive counters (offset + first + i) with key `seed`, the
-// same numbers as core/rng.h's philox4x32, written lane-parallel so the compiler can
-// vectorise across counters. out[4 * i + lane] = word `lane` of counter i.
-constexpr int kPhiloxLanes = 16;
-inline void philox_blocks(uint64_t seed, uint64_t counter, uint32_t* out) {
-  uint32_t c0[kPhiloxLanes], c1[kPhiloxLanes], c2[kPhiloxLanes], c3[kPhiloxLanes];
-  for (int i = 0; i < kPhiloxLanes; ++i) {
-    const uint64_t c = counter + static_cast<uint64_t>(i);
-    c0[i] = static_cast<uint32_t>(c);
-    c1[i] = static_cast<uint32_t>(c >> 32);
-    c2[i] = 0;
-    c3[i] = 0;
-  }
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
-    for (int i = 0; i < kPhiloxLanes; ++i) {
-      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0[i];
-      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2[i];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[i] ^ k0;
-      const uint32_t n1 = static_cast<uint32_t>(p1);
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[i] ^ k1;
-      const uint32_t n3 = static_cast<uint32_t>(p0);
-      c0[i] = n0;
-      c1[i] = n1;
-      c2[i] = n2;
-      c3[i] = n3;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  for (int i = 0; i < kPhiloxLanes; ++i) {
-    out[4 * i] = c0[i];
-    out[4 * i + 1] = c1[i];
-    out[4 * i + 2] = c2[i];
-    out[4 * i + 3] = c3[i];
-  }
-}
-
 // The dropout multipliers of elements [idx0, idx0 + n) of the (B, H, Tq, Tk) stream:
 // keep (1/(1-p)) or 0, exactly as Backend::dropout_mask computes them
 // (philox_uniform(seed, offset, idx) >= p).
 template <typename T>
 void dropout_row(uint64_t seed, uint64_t offset, uint64_t idx0, int64_t n, float pf, T keep, T* out) {
-  uint32_t words[4 * kPhiloxLanes];
-  int64_t j = 0;
-  while (j < n) {
-    const uint64_t idx = idx0 + static_cast<uint64_t>(j);
-    const uint64_t block = idx >> 2;
-    philox_blocks(seed, offset + block, words);
-    // words cover stream indices [4 * block, 4 * (block + kPhiloxLanes)).
-    const int64_t first = static_cast<int64_t>(idx - 4 * block);
-    const int64_t m = std::min<int64_t>(n - j, 4 * kPhiloxLanes - first);
-    for (int64_t t = 0; t < m; ++t) {
-      const float u = static_cast<float>(words[first + t] >> 8) * (1.0f / 16777216.0f);
-      out[j + t] = u >= pf ? keep : T(0);
-    }
-    j += m;
+  philox_uniform_for(seed, offset, idx0, n, [&](int64_t j, float u) { out[j] = u >= pf ? keep : T(0); });
+}
+
+// Row helpers: the float versions run 16 lanes at a time (tensor/cpu/vec_math.h), the
+// double ones (gradient checks) stay exact.
+inline float max_of(const float* s, int64_t n) { return row_max(s, n); }
+inline double max_of(const double* s, int64_t n) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+  return mx;
+}
+// s[j] = exp(s[j] - sub), returns the sum.
+inline float exp_shift(float* s, int64_t n, float sub) { return exp_sub_sum(s, s, n, sub); }
+inline double exp_shift(double* s, int64_t n, double sub) {
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - sub);
+    sum += s[j];
   }
+  return sum;
+}
+inline float dot_of(const float* a, const float* b, int64_t n) { return dot_row(a, b, n); }
+inline double dot_of(const double* a, const double* b, int64_t n) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += a[j] * b[j];
+  return s;
 }
 
 template <typename T>
@@ -147,19 +121,13 @@ void forward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Te
       scores(q, k, m, b, h, T(scale), s.data());  // (Tq, Tk)
       for (int64_t i = 0; i < Tq; ++i) {
         T* sr = s.data() + i * Tk;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < Tk; ++j) mx = std::max(mx, sr[j]);
+        const T mx = max_of(sr, Tk);
         if (mx == -std::numeric_limits<T>::infinity()) {  // every key masked out
           std::fill(sr, sr + Tk, T(0));
           lse[bh * Tq + i] = mx;
           continue;
         }
-        T sum = 0;
-        for (int64_t j = 0; j < Tk; ++j) {
-          const T e = std::exp(sr[j] - mx);
-          sr[j] = e;
-          sum += e;
-        }
+        const T sum = exp_shift(sr, Tk, mx);
         lse[bh * Tq + i] = mx + std::log(sum);
         T inv = T(1) / sum;
         if (drop) {
@@ -200,7 +168,7 @@ void backward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const T
         if (l == -std::numeric_limits<T>::infinity())
           std::fill(r, r + Tk, T(0));
         else
-          for (int64_t j = 0; j < Tk; ++j) r[j] = std::exp(r[j] - l);
+          exp_shift(r, Tk, l);
       }
       // dPd (Tq, Tk) = gout (Tq, Dv) v^T (Dv, Tk): gradient w.r.t. the dropped probabilities.
       gemm(false, true, int(Tq), int(Tk), int(Dv), T(1), go.at(b, h), go.ld(), v.at(b, h), v.ld(), T(0), dp.data(),
@@ -226,8 +194,7 @@ void backward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const T
       for (int64_t i = 0; i < Tq; ++i) {
         const T* r = pr.data() + i * Tk;
         T* d = dp.data() + i * Tk;
-        T dot = 0;
-        for (int64_t j = 0; j < Tk; ++j) dot += d[j] * r[j];
+        const T dot = dot_of(d, r, Tk);
         for (int64_t j = 0; j < Tk; ++j) d[j] = r[j] * (d[j] - dot);
       }
       // gq (Tq, D) = scale * dS (Tq, Tk) k (Tk, D);  gk (Tk, D) = scale * dS^T (Tk, Tq) q (Tq, D)

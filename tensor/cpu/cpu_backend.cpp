@@ -14,6 +14,7 @@
 #include "tensor/backend.h"
 #include "tensor/cpu/attention.h"
 #include "tensor/cpu/strided.h"
+#include "tensor/cpu/vec_math.h"
 
 namespace memel {
 namespace cpu {
@@ -175,6 +176,68 @@ void gelu_grad_f32(const float* x, const float* g, float* gx, int64_t n) {
   ov = gv * (0.5f * (1.0f + (xv * float(kInvSqrt2)).erf()) + xv * float(kInvSqrt2Pi) * (-0.5f * xv.square()).exp());
 }
 #pragma GCC diagnostic pop
+
+// LayerNorm on float rows whose length is a multiple of 16, 16 lanes at a time (two
+// passes over the row for mean and variance, so no cancellation). w/b may be null.
+void layer_norm_rows_f32(const float* x, const float* w, const float* b, float eps, float* y, float* mean,
+                         float* rstd, int64_t r0, int64_t r1, int64_t n) {
+  const float inv_n = 1.0f / float(n);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    VF16 acc = {};
+    for (int64_t i = 0; i < n; i += 16) acc += vload16(xr + i);
+    const float mu = hsum16(acc) * inv_n;
+    VF16 var = {};
+    for (int64_t i = 0; i < n; i += 16) {
+      const VF16 d = vload16(xr + i) - mu;
+      var += d * d;
+    }
+    const float rs = 1.0f / std::sqrt(hsum16(var) * inv_n + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    for (int64_t i = 0; i < n; i += 16) {
+      VF16 h = (vload16(xr + i) - mu) * rs;
+      if (w) h *= vload16(w + i);
+      if (b) h += vload16(b + i);
+      vstore16(yr + i, h);
+    }
+  }
+}
+
+// LayerNorm backward on float rows (n a multiple of 16) for rows [r0, r1): gx, and the
+// parameter-gradient sums of these rows into pw (sum g * xhat) and pb (sum g) when
+// given (overwritten, not accumulated).
+void layer_norm_backward_rows_f32(const float* x, const float* w, const float* mean, const float* rstd,
+                                  const float* g, float* gx, float* pw, float* pb, int64_t r0, int64_t r1,
+                                  int64_t n) {
+  const float inv_n = 1.0f / float(n);
+  if (pw) std::fill(pw, pw + n, 0.0f);
+  if (pb) std::fill(pb, pb + n, 0.0f);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * n;
+    const float* gr = g + r * n;
+    float* orow = gx + r * n;
+    const float m = mean[r], rs = rstd[r];
+    VF16 s1 = {}, s2 = {};  // sum(g*w), sum(g*w*xhat)
+    for (int64_t i = 0; i < n; i += 16) {
+      const VF16 xh = (vload16(xr + i) - m) * rs;
+      VF16 gw = vload16(gr + i);
+      if (pw) vstore16(pw + i, vload16(pw + i) + gw * xh);
+      if (pb) vstore16(pb + i, vload16(pb + i) + gw);
+      if (w) gw *= vload16(w + i);
+      s1 += gw;
+      s2 += gw * xh;
+    }
+    const float a1 = hsum16(s1) * inv_n, a2 = hsum16(s2) * inv_n;
+    for (int64_t i = 0; i < n; i += 16) {
+      const VF16 xh = (vload16(xr + i) - m) * rs;
+      VF16 gw = vload16(gr + i);
+      if (w) gw *= vload16(w + i);
+      vstore16(orow + i, rs * (gw - a1 - xh * a2));
+    }
+  }
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -400,6 +463,29 @@ class CpuBackend final : public Backend {
                 acc += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
               } else
                 for (int64_t i = 0; i < nred; ++i) acc = comb(acc, p[i]);
+            } else if (op == ReduceOp::Sum && !rshape.empty() && rstr.back() == 1 && rshape.back() >= 8) {
+              // Contiguous innermost run (e.g. the bias gradient of a convolution, summed
+              // over N and H*W): eight running sums per run, runs in index order.
+              const int64_t inner = rshape.back(), outer = nred / inner, nd = static_cast<int64_t>(rshape.size()) - 1;
+              std::fill(ridx.begin(), ridx.end(), 0);
+              int64_t off = base;
+              for (int64_t q = 0; q < outer; ++q) {
+                const T* p = px + off;
+                Acc part[8] = {};
+                int64_t i = 0;
+                for (; i + 8 <= inner; i += 8)
+                  for (int64_t l = 0; l < 8; ++l) part[l] += p[i + l];
+                Acc run = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+                for (; i < inner; ++i) run += p[i];
+                acc += run;
+                for (int64_t d = nd - 1; d >= 0; --d) {
+                  ++ridx[d];
+                  off += rstr[d];
+                  if (ridx[d] < rshape[d]) break;
+                  off -= rstr[d] * rshape[d];
+                  ridx[d] = 0;
+                }
+              }
             } else {
               std::fill(ridx.begin(), ridx.end(), 0);
               int64_t off = base;
@@ -565,6 +651,15 @@ class CpuBackend final : public Backend {
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& bias, double eps, Tensor& y, Tensor& mean,
                   Tensor& rstd) override {
     const int64_t n = x.shape().back(), rows = x.numel() / std::max<int64_t>(n, 1);
+    if (x.dtype() == DType::F32 && n % 16 == 0 && n > 0) {
+      const float* pw = w.defined() ? w.data<float>() : nullptr;
+      const float* pb = bias.defined() ? bias.data<float>() : nullptr;
+      parallel_for(rows, std::max<int64_t>(1, 4096 / n), [&](int64_t b, int64_t e) {
+        layer_norm_rows_f32(x.data<float>(), pw, pb, float(eps), y.data<float>(), mean.data<float>(),
+                            rstd.data<float>(), b, e, n);
+      });
+      return;
+    }
     MEMEL_DISPATCH_FLOAT(x.dtype(), "layer_norm", [&] {
       using T = scalar_t;
       const T* px = x.data<T>();
@@ -600,6 +695,41 @@ class CpuBackend final : public Backend {
   void layer_norm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                            const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) override {
     const int64_t n = x.shape().back(), rows = x.numel() / std::max<int64_t>(n, 1);
+    if (x.dtype() == DType::F32 && n % 16 == 0 && n > 0) {
+      // Rows in fixed blocks (independent of the thread count); each block sums its
+      // parameter gradients in float, and the blocks are added in order in double.
+      const int64_t rb = 64, nb = (rows + rb - 1) / rb;
+      const bool want_w = gw.defined(), want_b = gb.defined();
+      std::vector<float> part(static_cast<size_t>((want_w || want_b) ? nb * 2 * n : 0));
+      const float* pwt = w.defined() ? w.data<float>() : nullptr;
+      parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          float* pp = part.empty() ? nullptr : part.data() + blk * 2 * n;
+          layer_norm_backward_rows_f32(x.data<float>(), pwt, mean.data<float>(), rstd.data<float>(),
+                                       gy.data<float>(), gx.data<float>(), want_w ? pp : nullptr,
+                                       want_b ? pp + n : nullptr, blk * rb, std::min(rows, (blk + 1) * rb), n);
+        }
+      });
+      if (want_w || want_b) {
+        std::vector<double> aw(static_cast<size_t>(n), 0.0), ab(static_cast<size_t>(n), 0.0);
+        for (int64_t blk = 0; blk < nb; ++blk) {
+          const float* pp = part.data() + blk * 2 * n;
+          for (int64_t i = 0; i < n; ++i) {
+            aw[i] += pp[i];
+            ab[i] += pp[n + i];
+          }
+        }
+        if (want_w) {
+          float* o = gw.data<float>();
+          for (int64_t i = 0; i < n; ++i) o[i] = float(aw[i]);
+        }
+        if (want_b) {
+          float* o = gb.data<float>();
+          for (int64_t i = 0; i < n; ++i) o[i] = float(ab[i]);
+        }
+      }
+      return;
+    }
     MEMEL_DISPATCH_FLOAT(x.dtype(), "layer_norm_backward", [&] {
       using T = scalar_t;
       const T* px = x.data<T>();
@@ -669,7 +799,9 @@ class CpuBackend final : public Backend {
       const T keep = T(1.0 / (1.0 - p));
       const float pf = static_cast<float>(p);
       parallel_for(mask.numel(), 16384, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) pm[i] = philox_uniform(seed, offset, static_cast<uint64_t>(i)) >= pf ? keep : T(0);
+        T* out = pm + b;
+        philox_uniform_for(seed, offset, static_cast<uint64_t>(b), e - b,
+                           [&](int64_t j, float u) { out[j] = u >= pf ? keep : T(0); });
       });
     });
   }
@@ -743,10 +875,17 @@ class CpuBackend final : public Backend {
               continue;
             }
             const T* srow = xc + iy * W;
-            for (int64_t ox = 0; ox < OW; ++ox) {
-              const int64_t ix = ox * sw - pw + kj * dw;
-              drow[ox] = (ix >= 0 && ix < W) ? srow[ix] : T(0);
+            // Columns ox with ix = ox * sw - pw + kj * dw inside [0, W): [lo, hi).
+            const int64_t x0 = kj * dw - pw;
+            const int64_t lo = std::min<int64_t>(OW, x0 >= 0 ? 0 : (-x0 + sw - 1) / sw);
+            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(OW, W - x0 > 0 ? (W - x0 + sw - 1) / sw : 0));
+            std::fill(drow, drow + lo, T(0));
+            if (sw == 1) {
+              std::memcpy(drow + lo, srow + x0 + lo, sizeof(T) * size_t(hi - lo));
+            } else {
+              for (int64_t ox = lo; ox < hi; ++ox) drow[ox] = srow[ox * sw + x0];
             }
+            std::fill(drow + hi, drow + OW, T(0));
           }
         }
       });
@@ -769,12 +908,23 @@ class CpuBackend final : public Backend {
           for (int64_t ki = 0; ki < kh; ++ki)
             for (int64_t kj = 0; kj < kw; ++kj) {
               const T* src = pc + ((n * C + c) * kh * kw + ki * kw + kj) * OH * OW;
+              const int64_t x0 = kj * dw - pw;
+              const int64_t lo = std::min<int64_t>(OW, x0 >= 0 ? 0 : (-x0 + sw - 1) / sw);
+              const int64_t hi =
+                  std::max<int64_t>(lo, std::min<int64_t>(OW, W - x0 > 0 ? (W - x0 + sw - 1) / sw : 0));
               for (int64_t oy = 0; oy < OH; ++oy) {
                 const int64_t iy = oy * sh - ph + ki * dh;
                 if (iy < 0 || iy >= H) continue;
-                for (int64_t ox = 0; ox < OW; ++ox) {
-                  const int64_t ix = ox * sw - pw + kj * dw;
-                  if (ix >= 0 && ix < W) xc[iy * W + ix] += src[oy * OW + ox];
+                T* __restrict xp = xc + iy * W;
+                const T* __restrict sp = src + oy * OW;
+                if (sw == 1) {
+                  if (hi > lo) {
+                    T* __restrict xq = xp + (lo + x0);
+                    const T* __restrict sq = sp + lo;
+                    for (int64_t i = 0; i < hi - lo; ++i) xq[i] += sq[i];
+                  }
+                } else {
+                  for (int64_t ox = lo; ox < hi; ++ox) xp[ox * sw + x0] += sp[ox];
                 }
               }
             }

@@ -426,6 +426,15 @@ std::vector<GradCase> build_cases() {
            },
            [](const TensorList& x) { return swin_window_attention(x[0], x[1], Tensor(), 1, 0.7); });
 
+  add_case("swin_window_gather", "2x2 windows of a 4x6 map, shift (1, 1)",
+           [] { return TensorList{uni({2, 4, 6, 3}, -1, 1, 244)}; },
+           [](const TensorList& x) { return swin_window_gather(x[0], 2, 1, 1); });
+  add_case("swin_window_gather", "no shift, strided input", [] { return TensorList{uni({1, 3, 4, 4}, -1, 1, 245)}; },
+           [](const TensorList& x) { return swin_window_gather(permute(x[0], {0, 2, 3, 1}), 2, 0, 0); });
+  add_case("swin_window_scatter", "3x3 windows onto a 3x6 map, shift (0, 2)",
+           [] { return TensorList{uni({4, 9, 2}, -1, 1, 246)}; },
+           [](const TensorList& x) { return swin_window_scatter(x[0], 3, 0, 2, 3, 6); });
+
   // --- losses ------------------------------------------------------------------------
   auto ce = [&](const char* variant, Shape ls, std::vector<int64_t> tgt, Shape ts, int64_t ignore, double smooth,
                 Reduction r, uint64_t seed, bool i32 = false) {

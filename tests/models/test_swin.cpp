@@ -74,6 +74,23 @@ TEST_CASE("swin: window partition and reverse are inverse") {
   CHECK_THROWS_AS(window_partition(x, 5), Error);
 }
 
+TEST_CASE("swin: one-copy shifted window gather/scatter equal roll + partition / reverse + roll") {
+  Generator g(2);
+  for (int64_t sh : {0, 1, 3})
+    for (int64_t sw : {0, 2}) {
+      Tensor x = Tensor::randn({2, 8, 12, 3}, DType::F32, &g);
+      Tensor ref = window_partition(roll(x, {-sh, -sw}, {1, 2}), 4);
+      Tensor w = swin_window_gather(x, 4, sh, sw);
+      CHECK(w.shape() == ref.shape());
+      CHECK(max_abs_diff(w, ref) == 0.0);
+      Tensor back = swin_window_scatter(w, 4, sh, sw, 8, 12);
+      CHECK(max_abs_diff(back, x) == 0.0);
+      CHECK(max_abs_diff(back, roll(window_reverse(ref, 4, 8, 12), {sh, sw}, {1, 2})) == 0.0);
+    }
+  CHECK_THROWS_AS(swin_window_gather(Tensor::zeros({1, 8, 8, 2}), 3, 0, 0), Error);
+  CHECK_THROWS_AS(swin_window_scatter(Tensor::zeros({3, 16, 2}), 4, 0, 0, 8, 8), Error);
+}
+
 TEST_CASE("swin: fused window attention equals the op-by-op path, values and gradients") {
   for (DType dt : {DType::F32, DType::F64}) {
     Generator g(5);
