@@ -239,8 +239,12 @@ size_t safetensors_dtype_size(const std::string& dtype) {
 }
 
 int64_t SafetensorsEntry::numel() const {
+  // A zero dimension first: the other dimensions of an empty tensor may multiply past
+  // int64 (the parser bounds the product only through the byte range).
+  for (int64_t d : shape)
+    if (d == 0) return 0;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) n *= d;  // <= the file size: checked by the parser
   return n;
 }
 

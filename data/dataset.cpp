@@ -181,7 +181,10 @@ void DataLoader::worker_loop() {
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (err) errors_[k] = err;
+      // Moved, not copied: the worker keeps no reference, so the consumer thread alone
+      // releases the exception (its reference count lives in uninstrumented libstdc++,
+      // which ThreadSanitizer would otherwise report as a race on the message).
+      if (err) errors_[k] = std::move(err);
       else ready_[k] = std::move(b);
     }
     cv_.notify_all();

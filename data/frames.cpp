@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <unordered_map>
 
 #include <stb_image.h>
+
+#include "data/image_check.h"
 
 namespace memel {
 
@@ -99,7 +103,7 @@ std::string trim(const std::string& s) {
 std::string minutes_to_string(int64_t minutes) {
   int64_t y, m, d, hh, mi;
   civil_from_minutes(minutes, &y, &m, &d, &hh, &mi);
-  char buf[32];
+  char buf[112];  // room for five int64 fields, whatever their values
   std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld %02lld:%02lld", (long long)y, (long long)m, (long long)d,
                 (long long)hh, (long long)mi);
   return buf;
@@ -152,9 +156,40 @@ bool parse_frame_time(const std::string& name, const std::string& pattern, int64
 
 // --- dataset -----------------------------------------------------------------------
 
+namespace {
+// The bytes of a frame, checked for stb_image (data/image_check.h).
+std::vector<unsigned char> frame_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  MEMEL_CHECK(f.good(), "[frames] cannot read frame '", path, "': cannot open");
+  std::vector<unsigned char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  MEMEL_CHECK(b.size() <= size_t(INT_MAX), "[frames] cannot read frame '", path, "': too large");
+  try {
+    check_image_bytes(b.data(), b.size(), path);
+  } catch (const Error& e) {
+    MEMEL_FAIL("[frames] cannot read frame '", path, "': ", e.what());
+  }
+  return b;
+}
+
+// stbi_info on a frame file; false (with `why`) when it is unreadable.
+bool frame_info(const std::string& path, std::string* why) {
+  try {
+    std::vector<unsigned char> b = frame_bytes(path);
+    int w, h, c;
+    if (stbi_info_from_memory(b.data(), int(b.size()), &w, &h, &c)) return true;
+    const char* r = stbi_failure_reason();
+    *why = r ? r : "unknown";
+  } catch (const Error& e) {
+    *why = e.what();
+  }
+  return false;
+}
+}  // namespace
+
 std::vector<float> FrameSequenceDataset::read_png(const std::string& path, int64_t* height, int64_t* width) {
   int w = 0, h = 0, c = 0;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 1);
+  const std::vector<unsigned char> bytes = frame_bytes(path);
+  unsigned char* px = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c, 1);
   if (!px) {
     const char* why = stbi_failure_reason();
     MEMEL_FAIL("[frames] cannot read frame '", path, "': ", why ? why : "unknown error");
@@ -175,6 +210,14 @@ FrameSequenceDataset::FrameSequenceDataset(FrameSequenceOptions o) : opt_(std::m
   MEMEL_CHECK(opt_.interval_minutes > 0, "[frames] interval_minutes must be positive, got ", opt_.interval_minutes);
   MEMEL_CHECK(opt_.seq_len > 0, "[frames] seq_len must be positive, got ", opt_.seq_len);
   MEMEL_CHECK(opt_.stride > 0, "[frames] stride must be positive, got ", opt_.stride);
+  // Sequence spans are added to frame times: keep them far from int64's range (2^40
+  // minutes: two million years; file names give years 0-9999).
+  int64_t span = 0, gap = 0;
+  constexpr int64_t kMaxSpan = int64_t(1) << 40;
+  MEMEL_CHECK(!__builtin_mul_overflow(opt_.seq_len - 1, opt_.interval_minutes, &span) && span <= kMaxSpan &&
+                  !__builtin_mul_overflow(opt_.stride, opt_.interval_minutes, &gap) && gap <= kMaxSpan,
+              "[frames] seq_len ", opt_.seq_len, ", stride ", opt_.stride, " and interval_minutes ",
+              opt_.interval_minutes, " span more than 2^40 minutes");
   MEMEL_CHECK(opt_.height >= 0 && opt_.width >= 0 && (opt_.height > 0) == (opt_.width > 0),
               "[frames] height and width must both be 0 (as stored) or both positive");
   check_pattern(opt_.name_pattern);
@@ -210,14 +253,12 @@ FrameSequenceDataset::FrameSequenceDataset(FrameSequenceOptions o) : opt_(std::m
       continue;
     }
     if (opt_.check_frames) {
-      int w, h, c;
-      std::string bad;
-      if (!stbi_info((fs::path(opt_.root) / rel).string().c_str(), &w, &h, &c)) bad = "frame";
-      else if (!opt_.mask_root.empty() && !stbi_info((fs::path(opt_.mask_root) / rel).string().c_str(), &w, &h, &c))
+      std::string bad, why;
+      if (!frame_info((fs::path(opt_.root) / rel).string(), &why)) bad = "frame";
+      else if (!opt_.mask_root.empty() && !frame_info((fs::path(opt_.mask_root) / rel).string(), &why))
         bad = "mask";
       if (!bad.empty()) {
-        const char* why = stbi_failure_reason();
-        skipped_.push_back(rel + ": unreadable " + bad + " (" + (why ? why : "unknown") + ")");
+        skipped_.push_back(rel + ": unreadable " + bad + " (" + why + ")");
         continue;
       }
     }

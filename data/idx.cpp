@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -83,12 +85,23 @@ double value_at(uint8_t type, const uint8_t* p) {
 }
 
 template <typename T>
-void convert(uint8_t type, const uint8_t* src, int64_t n, T* dst) {
+void convert(uint8_t type, const uint8_t* src, int64_t n, T* dst, const std::string& path) {
   size_t es = idx_type_size(type);
   if (type == 0x08) {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(value_at(type, src + i * es));
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = value_at(type, src + i * es);
+      if constexpr (std::is_integral_v<T>) {
+        // Float values (or wide integers) that the integer dtype cannot hold: casting them
+        // would be undefined behaviour.
+        constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+        constexpr double hi = -lo;  // 2^31 or 2^63: the first value past the maximum
+        MEMEL_CHECK(v >= lo && v < hi, "[idx] ", path, ": value ", v, " at element ", i,
+                    " does not fit the requested integer dtype");
+      }
+      dst[i] = static_cast<T>(v);
+    }
   }
 }
 
@@ -138,7 +151,7 @@ Tensor read_idx(const std::string& path, DType dtype) {
               nbytes, " data bytes of shape ", shape_str(shape));
   Tensor out = Tensor::empty(shape, dtype);
   int64_t n = static_cast<int64_t>(numel);
-  MEMEL_DISPATCH_ALL(dtype, "read_idx", [&] { convert(magic[2], data.data(), n, out.data<scalar_t>()); });
+  MEMEL_DISPATCH_ALL(dtype, "read_idx", [&] { convert(magic[2], data.data(), n, out.data<scalar_t>(), path); });
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/image_check.h"
 
 namespace fs = std::filesystem;
 
@@ -40,15 +42,21 @@ uint64_t mix(uint64_t x) {
 
 }  // namespace
 
-Image decode_image(const std::string& path, int64_t channels) {
+Image decode_image(const std::string& path, int64_t channels, int64_t max_pixels) {
   MEMEL_CHECK(channels == 1 || channels == 3, "[image] channels must be 1 or 3, got ", channels);
   std::vector<unsigned char> bytes = read_bytes(path);
-  MEMEL_CHECK(!bytes.empty(), "[image] '", path, "' is empty");
+  return decode_image_from_memory(bytes.data(), bytes.size(), channels, path, max_pixels);
+}
+
+Image decode_image_from_memory(const unsigned char* bytes, size_t size, int64_t channels, const std::string& what,
+                               int64_t max_pixels) {
+  MEMEL_CHECK(channels == 1 || channels == 3, "[image] channels must be 1 or 3, got ", channels);
+  MEMEL_CHECK(size > 0, "[image] '", what, "' is empty");
+  check_image_bytes(bytes, size, what, max_pixels);
   int w = 0, h = 0, c = 0;
   std::unique_ptr<unsigned char, void (*)(void*)> px(
-      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c, static_cast<int>(channels)),
-      stbi_image_free);
-  MEMEL_CHECK(px != nullptr, "[image] cannot decode '", path, "': ", stbi_failure_reason());
+      stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &c, static_cast<int>(channels)), stbi_image_free);
+  MEMEL_CHECK(px != nullptr, "[image] cannot decode '", what, "': ", stbi_failure_reason());
   Image img;
   img.h = h;
   img.w = w;
@@ -140,8 +148,15 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
         } catch (const Error&) {
           ok = false;
         }
+        if (ok) {
+          try {
+            check_image_header(bytes.data(), bytes.size(), p);
+          } catch (const Error&) {
+            ok = false;
+          }
+        }
         if (ok)
-          ok = !bytes.empty() &&
+          ok = bytes.size() <= static_cast<size_t>(INT_MAX) &&
                stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &iw, &ih, &ic) == 1 && iw > 0 &&
                ih > 0;
         if (!ok) {
@@ -164,7 +179,7 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
 
 Example ImageFolder::make(int64_t i, int64_t epoch) const {
   const std::string& p = files_[static_cast<size_t>(i)];
-  Image img = decode_image(p, opt_.channels);
+  Image img = decode_image(p, opt_.channels, opt_.max_pixels);
   const int64_t S = opt_.image_size;
   Image out;
   if (opt_.train) {

@@ -48,6 +48,7 @@ struct ImageFolderOptions {
   uint64_t seed = 0;
   std::vector<std::string> extensions = {".jpg", ".jpeg", ".png"};
   std::ostream* warn = nullptr;            // warnings (skip_corrupt); std::cerr when null
+  int64_t max_pixels = int64_t(1) << 26;   // larger images are refused before decoding (data/image_check.h)
 };
 
 // A decoded image: (h, w, c) values in [0, 1], row-major, channels last.
@@ -58,7 +59,11 @@ struct Image {
 
 // Decodes a file with stb_image into `channels` channels; throws naming the file and
 // stb's reason when it cannot.
-Image decode_image(const std::string& path, int64_t channels);
+// Only PNG and JPEG data within `max_pixels` pixels is decoded (data/image_check.h).
+Image decode_image(const std::string& path, int64_t channels, int64_t max_pixels = int64_t(1) << 26);
+// The same from bytes in memory (for tests and fuzzing); `what` names the source in errors.
+Image decode_image_from_memory(const unsigned char* bytes, size_t size, int64_t channels,
+                               const std::string& what = "<memory>", int64_t max_pixels = int64_t(1) << 26);
 
 // Bilinear sampling of the box (y0, x0, bh, bw) (source pixels, continuous) into an
 // (out_h, out_w) image: out(y, x) = src(y0 + (y + 0.5) * bh / out_h - 0.5, ...), edges

@@ -1,11 +1,14 @@
 #include "memel/dump.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <numeric>
 
 #include "core/file_io.h"
+#include "core/json_int.h"
 #include "memel/layer.h"
 #include "tensor/tensor_io.h"
 
@@ -36,15 +39,21 @@ std::vector<int64_t> unravel(int64_t flat, const Shape& s) {
   return idx;
 }
 
+// Sort key of a mean MS: NaN (statistics of a diverged run) ranks last, so the order
+// stays a strict weak ordering.
+double ms_key(double v) { return std::isnan(v) ? -std::numeric_limits<double>::infinity() : v; }
+
 void fill_summary(LayerDump& d, int64_t top_n) {
   std::vector<double> m = d.ms_mean.to_vector(), inh = d.inhibited.to_vector();
   d.mean_ms = m.empty() ? 0 : std::accumulate(m.begin(), m.end(), 0.0) / double(m.size());
   d.total_inhibited = std::accumulate(inh.begin(), inh.end(), 0.0);
   std::vector<int64_t> order(m.size());
   std::iota(order.begin(), order.end(), 0);
-  const int64_t k = std::min<int64_t>(top_n, static_cast<int64_t>(m.size()));
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int64_t a, int64_t b) { return m[a] > m[b] || (m[a] == m[b] && a < b); });
+  const int64_t k = std::clamp<int64_t>(top_n, 0, static_cast<int64_t>(m.size()));
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+    const double ka = ms_key(m[a]), kb = ms_key(m[b]);
+    return ka > kb || (ka == kb && a < b);
+  });
   d.top.clear();
   for (int64_t i = 0; i < k; ++i) d.top.push_back({order[i], unravel(order[i], d.neuron_shape), m[order[i]], inh[order[i]]});
 }
@@ -125,17 +134,26 @@ MemelDump read_memel_dump(const std::string& path) {
   } catch (const std::exception& e) {
     MEMEL_FAIL("[memel dump] ", prefix, ".json is not valid JSON: ", e.what());
   }
-  MEMEL_CHECK(j.is_object() && j.value("format", "") == "memel-stats/1", "[memel dump] ", prefix,
+  MEMEL_CHECK(j.is_object() && j.contains("format") && j["format"] == "memel-stats/1", "[memel dump] ", prefix,
               ".json is not a memel statistics dump (format memel-stats/1)");
   TensorFile tf = load_safetensors(prefix + ".safetensors");
   MemelDump dump;
   try {
-    dump.step = j.at("step").get<int64_t>();
+    // Integers checked before conversion (core/json_int.h).
+    auto integer = [&](const nlohmann::json& v, const char* what) {
+      MEMEL_CHECK(json_is_int64(v, false), "[memel dump] ", prefix, ".json: ", what, " is not an integer");
+      return json_int64(v);
+    };
+    dump.step = integer(j.at("step"), "step");
     for (auto& l : j.at("layers")) {
       LayerDump d;
       d.name = l.at("name").get<std::string>();
-      d.neuron_shape = l.at("neuron_shape").get<Shape>();
-      d.batches = l.at("batches").get<int64_t>();
+      MEMEL_CHECK(l.at("neuron_shape").is_array(), "[memel dump] ", prefix, ".json: neuron_shape is not a list");
+      for (const auto& s : l.at("neuron_shape")) {
+        d.neuron_shape.push_back(integer(s, "a neuron_shape entry"));
+        MEMEL_CHECK(d.neuron_shape.back() >= 0, "[memel dump] ", prefix, ".json: negative neuron_shape entry");
+      }
+      d.batches = integer(l.at("batches"), "batches");
       d.options = l.at("options");
       d.hist_edges = l.at("hist_edges").get<std::vector<double>>();
       auto get = [&](const char* what) {
@@ -149,9 +167,21 @@ MemelDump read_memel_dump(const std::string& path) {
       d.inhibited = get("inhibited");
       d.ms_mean = get("ms_mean");
       d.ms_hist = get("ms_hist");
-      MEMEL_CHECK(d.ms_mean.shape() == d.neuron_shape, "[memel dump] ", d.name, ".ms_mean has shape ",
-                  shape_str(d.ms_mean.shape()), ", expected ", shape_str(d.neuron_shape));
-      fill_summary(d, d.options.value("dump_top", 20));
+      // Everything the summaries and the inspector index must agree (a dump may come
+      // from anywhere: docs/hardening.md).
+      for (const auto& [what, t] : {std::pair<const char*, const Tensor*>{"count", &d.count}, {"mean", &d.mean},
+                                    {"var", &d.var}, {"inhibited", &d.inhibited}, {"ms_mean", &d.ms_mean}})
+        MEMEL_CHECK(t->shape() == d.neuron_shape, "[memel dump] ", d.name, ".", what, " has shape ",
+                    shape_str(t->shape()), ", expected the neuron shape ", shape_str(d.neuron_shape));
+      const std::vector<double>& e = d.hist_edges;
+      for (size_t i = 0; i < e.size(); ++i)
+        MEMEL_CHECK(std::isfinite(e[i]) && e[i] > 0 && (i == 0 || e[i] > e[i - 1]), "[memel dump] ", prefix,
+                    ".json: layer ", d.name, ": hist_edges must be positive and increasing");
+      MEMEL_CHECK(d.ms_hist.dim() == 1 && d.ms_hist.numel() == static_cast<int64_t>(d.hist_edges.size()) + 1,
+                  "[memel dump] ", d.name, ".ms_hist has shape ", shape_str(d.ms_hist.shape()), ", expected (",
+                  d.hist_edges.size() + 1, ",) for ", d.hist_edges.size(), " histogram edges");
+      const bool has_top = d.options.is_object() && d.options.contains("dump_top");
+      fill_summary(d, integer(has_top ? d.options["dump_top"] : nlohmann::json(20), "options.dump_top"));
       dump.layers.push_back(std::move(d));
     }
   } catch (const nlohmann::json::exception& e) {

@@ -21,6 +21,15 @@ std::string fmt(double v, int prec = 3) {
   return buf;
 }
 
+// A count (inhibitions) as an integer; values a cast cannot hold (NaN, inf, huge) as fmt.
+std::string count_str(double v) {
+  if (std::isfinite(v) && std::abs(v) < 9e15) return std::to_string(static_cast<long long>(v));
+  return fmt(v);
+}
+
+// Sort key of a mean MS: NaN ranks last (a strict weak ordering for std::sort).
+double ms_key(double v) { return std::isnan(v) ? -HUGE_VAL : v; }
+
 std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
 
 std::string index_str(const std::vector<int64_t>& idx) {
@@ -42,7 +51,7 @@ std::string format_dump_summary(const MemelDump& d, double tau) {
     std::string top = l.top.empty() ? "-" : index_str(l.top[0].index) + " (" + fmt(l.top[0].mean_ms) + ")";
     os << pad(l.name, w) << "  " << pad(std::to_string(l.ms_mean.numel()) + " " + shape_str(l.neuron_shape), 14)
        << pad(std::to_string(l.batches), 9) << pad(fmt(l.mean_ms), 11) << pad(fmt(100 * l.share_above(tau), 1) + "%", 9)
-       << pad(std::to_string((long long)l.total_inhibited), 11) << top << "\n";
+       << pad(count_str(l.total_inhibited), 11) << top << "\n";
   }
   return os.str();
 }
@@ -60,7 +69,8 @@ std::string format_dump_top(const MemelDump& d, int64_t n) {
   }
   const size_t k = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(n, 0)), rows.size());
   std::partial_sort(rows.begin(), rows.begin() + k, rows.end(), [](const Row& a, const Row& b) {
-    return a.ms > b.ms || (a.ms == b.ms && (a.layer < b.layer || (a.layer == b.layer && a.flat < b.flat)));
+    const double ka = ms_key(a.ms), kb = ms_key(b.ms);
+    return ka > kb || (ka == kb && (a.layer < b.layer || (a.layer == b.layer && a.flat < b.flat)));
   });
   std::ostringstream os;
   os << "rank  layer  neuron  mean MS  inhibited  running mean  running var\n";
@@ -72,7 +82,7 @@ std::string format_dump_top(const MemelDump& d, int64_t n) {
       idx[dd] = f % row.layer->neuron_shape[dd];
       f /= row.layer->neuron_shape[dd];
     }
-    os << (r + 1) << "  " << row.layer->name << "  " << index_str(idx) << "  " << fmt(row.ms) << "  " << (long long)row.inh
+    os << (r + 1) << "  " << row.layer->name << "  " << index_str(idx) << "  " << fmt(row.ms) << "  " << count_str(row.inh)
        << "  " << fmt(row.layer->mean.to_vector()[row.flat]) << "  " << fmt(row.layer->var.to_vector()[row.flat]) << "\n";
   }
   return os.str();
@@ -169,6 +179,8 @@ void plot_dump_png(const MemelDump& d, const std::string& path, const MemelDump*
     const LayerDump* lb = other ? other->find(l.name) : nullptr;
     if (lb && lb->ms_hist.numel() == l.ms_hist.numel()) hist_b = lb->ms_hist.to_vector();
     auto normalise = [](std::vector<double>& h) {
+      for (double& v : h)
+        if (!std::isfinite(v) || v < 0) v = 0;  // NaN / inf / negative counts draw nothing
       double s = 0;
       for (double v : h) s += v;
       if (s > 0)
@@ -205,7 +217,7 @@ void plot_dump_png(const MemelDump& d, const std::string& path, const MemelDump*
     }
     // x ticks at every other decade; inner bins 1..nb-2 cover [edges.front(), edges.back()).
     const std::vector<double>& e = l.hist_edges;
-    if (e.size() >= 2) {
+    if (e.size() >= 2 && e.front() > 0 && e.back() > e.front() && std::isfinite(e.back())) {
       const double lo = std::log10(e.front()), hi = std::log10(e.back());
       for (int dec = int(std::ceil(lo)); dec <= int(std::floor(hi)); ++dec) {
         if ((dec - int(std::ceil(lo))) % 2 != 0) continue;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_int.h"
 
 namespace memel {
 
@@ -59,9 +60,8 @@ double num(const nlohmann::json& v, const std::string& key) {
   return v.get<double>();
 }
 int64_t integer(const nlohmann::json& v, const std::string& key) {
-  MEMEL_CHECK(v.is_number_integer() || (v.is_number() && std::floor(v.get<double>()) == v.get<double>()), "[config] ",
-              key, ": expected an integer, got ", v.dump());
-  return v.get<int64_t>();
+  MEMEL_CHECK(json_is_int64(v), "[config] ", key, ": expected an integer, got ", v.dump());
+  return json_int64(v);
 }
 bool boolean(const nlohmann::json& v, const std::string& key) {
   MEMEL_CHECK(v.is_boolean(), "[config] ", key, ": expected true or false, got ", v.dump());

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/json_int.h"
 #include "layers/dropout.h"
 #include "layers/embedding.h"
 #include "layers/init.h"
@@ -18,9 +19,8 @@ namespace memel {
 namespace {
 
 int64_t json_int(const nlohmann::json& v, const std::string& key) {
-  MEMEL_CHECK(v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()),
-              "[bert config] ", key, ": expected an integer, got ", v.dump());
-  return v.get<int64_t>();
+  MEMEL_CHECK(json_is_int64(v), "[bert config] ", key, ": expected an integer, got ", v.dump());
+  return json_int64(v);
 }
 double json_num(const nlohmann::json& v, const std::string& key) {
   MEMEL_CHECK(v.is_number(), "[bert config] ", key, ": expected a number, got ", v.dump());

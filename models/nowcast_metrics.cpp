@@ -131,7 +131,10 @@ Tensor balancing_weights(const Tensor& truth, const Tensor& mask, const BalanceO
 NowcastLossOptions NowcastLossOptions::from_json(const nlohmann::json& j, const std::string& where) {
   MEMEL_CHECK(j.is_object(), "[config] ", where, ": expected an object, got ", j.dump());
   NowcastLossOptions o;
-  for (auto& [k, v] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    // Named references, not a structured binding: C++17 lambdas cannot capture those.
+    const std::string& k = it.key();
+    const nlohmann::json& v = it.value();
     const std::string key = where + "." + k;
     auto number = [&]() {
       MEMEL_CHECK(v.is_number(), "[config] ", key, ": expected a number, got ", v.dump());

@@ -5,7 +5,9 @@
 #include <ostream>
 #include <regex>
 #include <set>
+#include <type_traits>
 
+#include "core/json_int.h"
 #include "layers/init.h"
 #include "memel/layer.h"
 #include "tensor/tensor_io.h"
@@ -66,6 +68,17 @@ int64_t square_size(const nlohmann::json& v, const std::string& key, const std::
 
 template <typename T>
 T get_as(const nlohmann::json& v, const std::string& key, const std::string& where) {
+  // Integers: checked first (a float outside int64's range would convert with undefined
+  // behaviour, core/json_int.h).
+  if constexpr (std::is_same_v<T, int64_t>) {
+    MEMEL_CHECK(json_is_int64(v), "[", where, "] \"", key, "\" must be an integer, got ", v.dump());
+    return json_int64(v);
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    MEMEL_CHECK(v.is_array(), "[", where, "] \"", key, "\" must be a list of integers, got ", v.dump());
+    std::vector<int64_t> r;
+    for (const auto& e : v) r.push_back(get_as<int64_t>(e, key, where));
+    return r;
+  }
   try {
     return v.get<T>();
   } catch (const nlohmann::json::exception&) {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "autograd/node.h"
+#include "core/json_int.h"
 #include "tensor/tensor_io.h"
 
 namespace memel {
@@ -172,8 +173,8 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
       MEMEL_CHECK(ids.size() == g.params.size(), E, "group ", gi, " has ", ids.size(), " parameters in the state, ",
                   g.params.size(), " in this optimizer");
       for (size_t k = 0; k < ids.size(); ++k)
-        MEMEL_CHECK(ids[k].get<size_t>() == idx + k, E, "group ", gi, " lists parameter ", ids[k].get<size_t>(),
-                    " at position ", k, ", expected ", idx + k);
+        MEMEL_CHECK(json_is_int64(ids[k], false) && json_int64(ids[k]) == static_cast<int64_t>(idx + k), E, "group ",
+                    gi, " lists parameter ", ids[k].dump(), " at position ", k, ", expected ", idx + k);
       if (jg.contains("names") && !jg.at("names").empty() && !g.names.empty()) {
         auto names = jg.at("names").get<std::vector<std::string>>();
         for (size_t k = 0; k < names.size() && k < g.names.size(); ++k)
@@ -204,7 +205,8 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
       }
       MEMEL_CHECK(i < params.size(), E, "state for parameter ", i, ", but there are ", params.size());
       const Tensor& p = *params[i];
-      state[i].step = kv.value().at("step").get<int64_t>();
+      MEMEL_CHECK(json_is_int64(kv.value().at("step"), false), E, "state for parameter ", i, ": step is not an integer");
+      state[i].step = json_int64(kv.value().at("step"));
       for (auto& b : kv.value().at("buffers")) {
         const std::string key = "state." + kv.key() + "." + b.get<std::string>();
         auto it = s.tensors.find(key);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/json_int.h"
 #include "optim/optimizer.h"
 
 namespace memel {
@@ -55,6 +56,13 @@ void ScheduleConfig::validate() const {
   }
 }
 
+namespace {
+int64_t as_int(const nlohmann::json& v, const std::string& key) {
+  MEMEL_CHECK(json_is_int64(v), "[schedule] ", key, ": expected an integer, got ", v.dump());
+  return json_int64(v);
+}
+}  // namespace
+
 ScheduleConfig ScheduleConfig::from_json(const nlohmann::json& j) {
   MEMEL_CHECK(j.is_object(), "[schedule] config must be a JSON object, got ", j.dump());
   ScheduleConfig c;
@@ -64,9 +72,9 @@ ScheduleConfig ScheduleConfig::from_json(const nlohmann::json& j) {
       if (k == "kind") c.kind = kv.value().get<std::string>();
       else if (k == "lr") c.lr = kv.value().get<double>();
       else if (k == "min_lr") c.min_lr = kv.value().get<double>();
-      else if (k == "warmup_steps") c.warmup_steps = kv.value().get<int64_t>();
-      else if (k == "total_steps") c.total_steps = kv.value().get<int64_t>();
-      else if (k == "step_size") c.step_size = kv.value().get<int64_t>();
+      else if (k == "warmup_steps") c.warmup_steps = as_int(kv.value(), k);
+      else if (k == "total_steps") c.total_steps = as_int(kv.value(), k);
+      else if (k == "step_size") c.step_size = as_int(kv.value(), k);
       else if (k == "gamma") c.gamma = kv.value().get<double>();
       else
         MEMEL_FAIL("[schedule] unknown key '", k,

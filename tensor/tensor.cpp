@@ -40,9 +40,14 @@ std::string shape_str(const Shape& s) {
   return r + (s.size() == 1 ? ",)" : ")");
 }
 
+// Shapes read from files can be hostile (docs/hardening.md): products that do not fit
+// int64 are an error, not undefined behaviour.
 int64_t shape_numel(const Shape& s) {
+  for (int64_t d : s)
+    if (d == 0) return 0;
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    MEMEL_CHECK(!__builtin_mul_overflow(n, d, &n), "[tensor] shape ", shape_str(s), " has too many elements");
   return n;
 }
 
@@ -51,7 +56,9 @@ Shape contiguous_strides(const Shape& s) {
   int64_t acc = 1;
   for (int64_t i = static_cast<int64_t>(s.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= std::max<int64_t>(s[i], 1);
+    if (i > 0)
+      MEMEL_CHECK(!__builtin_mul_overflow(acc, std::max<int64_t>(s[i], 1), &acc), "[tensor] shape ", shape_str(s),
+                  " is too large");
   }
   return st;
 }
@@ -86,10 +93,14 @@ Storage::~Storage() { allocator->deallocate(data, nbytes); }
 namespace {
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) MEMEL_CHECK(d >= 0, "[tensor] negative dimension in shape ", shape_str(shape));
+  Shape strides = contiguous_strides(shape);  // checks that every stride fits int64
+  size_t nbytes = 0;
+  MEMEL_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &nbytes),
+              "[tensor] shape ", shape_str(shape), " is too large");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(nbytes, device);
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
+  impl->strides = std::move(strides);
   impl->dtype = dtype;
   return impl;
 }

@@ -1,8 +1,10 @@
 #include "config.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include "core/error.h"
+#include "data/unicode.h"
 
 namespace memel::train {
 
@@ -33,6 +35,21 @@ bool compatible(const json& def, const json& val) {
   if (def.is_array()) return val.is_array();
   if (def.is_object()) return val.is_object();
   return false;
+}
+
+// Bytes outside printable ASCII as \xHH (for messages about malformed input).
+std::string escaped(const std::string& s) {
+  std::string r;
+  char buf[8];
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      r += static_cast<char>(c);
+    } else {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      r += buf;
+    }
+  }
+  return r;
 }
 
 }  // namespace
@@ -67,6 +84,10 @@ void merge_checked(json& def, const json& user, const std::string& path) {
 void apply_set(json& cfg, const std::string& a) {
   const size_t eq = a.find('=');
   MEMEL_CHECK(eq != std::string::npos && eq > 0, "[config] --set expects key.path=value, got '", a, "'");
+  MEMEL_CHECK(cfg.is_object(), "[config] --set ", a, ": the configuration is not a JSON object");
+  // JSON text must be UTF-8: a bare-string value or a key with other bytes would make
+  // every later dump of the configuration throw.
+  MEMEL_CHECK(unicode::utf8_valid(a), "[config] --set '", escaped(a), "': not valid UTF-8");
   const std::string path = a.substr(0, eq), text = a.substr(eq + 1);
   json value;
   try {
@@ -97,9 +118,10 @@ json resolve_config(const std::string& file, const std::vector<std::string>& set
     MEMEL_CHECK(f.good(), "[config] cannot open config file ", file);
     try {
       user = json::parse(f, nullptr, true, true);  // comments allowed
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e999)
       MEMEL_FAIL("[config] ", file, " is not valid JSON: ", e.what());
     }
+    MEMEL_CHECK(user.is_object(), "[config] ", file, ": the configuration must be a JSON object, got ", type_of(user));
   }
   for (const std::string& s : sets) apply_set(user, s);
   MEMEL_CHECK(user.is_object(), "[config] the configuration must be a JSON object");

@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +22,7 @@
 #include "core/thread_pool.h"
 #include "memel/dump.h"
 #include "core/file_io.h"
+#include "core/json_int.h"
 #include "memel/layer.h"
 #include "memel/validation.h"
 #include "optim/adamw.h"
@@ -46,6 +49,44 @@ std::string step_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%08lld", (long long)step);
   return buf;
+}
+
+// A checkpoint directory's name: "step-" and digits, nothing else (so "step-N.tmp" being
+// written and "step-N.old" being removed never count as checkpoints).
+bool is_checkpoint_name(const std::string& n) {
+  return n.size() > 5 && n.rfind("step-", 0) == 0 &&
+         std::all_of(n.begin() + 5, n.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Leftovers of a run killed while writing or pruning a checkpoint (step-N.tmp/,
+// step-N.old/: never checkpoints) are removed; a complete checkpoint moved aside for a
+// new one of the same step (step-N.replaced/) comes back when the new one did not get
+// into place.
+void tidy_checkpoints(const fs::path& d) {
+  if (!fs::is_directory(d)) return;
+  std::vector<fs::path> found;
+  for (auto& e : fs::directory_iterator(d)) found.push_back(e.path());
+  for (const fs::path& p : found) {
+    const std::string n = p.filename().string(), base = n.substr(0, n.find('.'));
+    if (n.rfind("step-", 0) != 0 || is_checkpoint_name(n)) continue;
+    if (n == base + ".replaced" && is_checkpoint_name(base) && !fs::exists(d / base))
+      fs::rename(p, d / base);
+    else
+      fs::remove_all(p);
+  }
+}
+
+// Fault injection for tests (docs/hardening.md): MEMEL_FAULT_KILL_CHECKPOINT=STEP:POINT
+// sends SIGKILL to this process inside the writing of checkpoint STEP, at POINT: begin
+// (temporary directory made), model, memel, optimizer, state (after that file),
+// replacing (a checkpoint of the same step moved aside), renamed (checkpoint in place,
+// older ones not yet pruned), pruning (after the first older checkpoint was moved aside).
+void fault_point(int64_t step, const char* point) {
+  static const std::string spec = [] {
+    const char* e = std::getenv("MEMEL_FAULT_KILL_CHECKPOINT");
+    return std::string(e ? e : "");
+  }();
+  if (!spec.empty() && spec == std::to_string(step) + ":" + point) std::raise(SIGKILL);
 }
 
 
@@ -131,7 +172,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::vector<std::string> names;
   for (auto& e : fs::directory_iterator(d)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) names.push_back(n);
+    if (e.is_directory() && is_checkpoint_name(n)) names.push_back(n);
   }
   std::sort(names.begin(), names.end());
   for (auto it = names.rbegin(); it != names.rend(); ++it) {
@@ -145,6 +186,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
         // The weight files must parse too (a truncated file is refused).
         load_safetensors((p / "model.safetensors").string());
         load_optimizer_state((p / "optimizer.safetensors").string());
+        if (fs::exists(p / "memel.safetensors")) load_safetensors((p / "memel.safetensors").string());
         return p.string();
       } catch (const std::exception& e) {
         std::cerr << "[memel-train] skipping unreadable checkpoint " << p.string() << ": " << e.what() << "\n";
@@ -268,6 +310,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   double best = std::nan("");
   std::string resume_ckpt;
   if (!ro.resume.empty()) {
+    tidy_checkpoints(fs::path(ro.resume) / "checkpoints");
     resume_ckpt = fs::exists(fs::path(ro.resume) / "state.json") ? ro.resume : latest_checkpoint(ro.resume);
     MEMEL_CHECK(!resume_ckpt.empty(), "[memel-train] --resume ", ro.resume, ": no complete checkpoint found");
   } else if (fs::exists(rd / "metrics.jsonl") && !ro.allow_existing) {
@@ -276,6 +319,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
   fs::create_directories(rd / "checkpoints");
   fs::create_directories(rd / "stats");
+  tidy_checkpoints(rd / "checkpoints");
   write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
 
   std::vector<json> metric_lines;  // kept so a resume can rewrite the file up to its step
@@ -290,10 +334,23 @@ json run_training(const json& cfg, const RunOptions& ro) {
     prepare_memel_layers_for_load(*model, sd);
     model->load_state_dict(sd);
     opt->load_state_dict(load_optimizer_state((cp / "optimizer.safetensors").string()));
+    // state.json may have been edited by hand: integers are checked before conversion.
+    const std::string where = (cp / "state.json").string();
+    auto state_int = [&](const json& v, const char* what) {
+      MEMEL_CHECK(json_is_int64(v, false), "[memel-train] ", where, ": ", what, " is not an integer");
+      return json_int64(v);
+    };
+    auto state_u64 = [&](const json& v, const char* what) {
+      MEMEL_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), "[memel-train] ", where,
+                  ": ", what, " is not a non-negative integer");
+      return v.get<uint64_t>();
+    };
     sched.load_state_dict(st.at("schedule"));
-    loader.set_position({st.at("loader").at("epoch").get<int64_t>(), st.at("loader").at("batch").get<int64_t>()});
-    default_generator().set_state(st.at("rng").at("seed").get<uint64_t>(), st.at("rng").at("offset").get<uint64_t>());
-    step = st.at("step").get<int64_t>();
+    loader.set_position({state_int(st.at("loader").at("epoch"), "loader.epoch"),
+                         state_int(st.at("loader").at("batch"), "loader.batch")});
+    default_generator().set_state(state_u64(st.at("rng").at("seed"), "rng.seed"),
+                                  state_u64(st.at("rng").at("offset"), "rng.offset"));
+    step = state_int(st.at("step"), "step");
     if (st.contains("best") && !st["best"].is_null()) best = st["best"].get<double>();
     // Keep the metric lines up to the checkpoint; later ones belong to the lost run.
     std::ifstream mf(rd / "metrics.jsonl");
@@ -309,6 +366,14 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
     progress.line("[memel-train] resumed from " + resume_ckpt + " at step " + std::to_string(step));
   }
+  // The latest evaluation so far (a run resumed at its last step evaluates nothing more).
+  json last_eval;
+  for (const json& j : metric_lines)
+    if (j.is_object() && j.contains("split") && j["split"] == "eval") {
+      last_eval = j;
+      last_eval.erase("step");
+      last_eval.erase("split");
+    }
   std::string text;
   for (auto& j : metric_lines) text += j.dump() + "\n";
   write_file_atomic((rd / "metrics.jsonl").string(), text);
@@ -316,41 +381,74 @@ json run_training(const json& cfg, const RunOptions& ro) {
   auto emit = [&](const json& j) {
     metrics << j.dump() << "\n";
     metrics.flush();
+    // A full disk must stop the run with a clear error, not lose metric lines silently.
+    MEMEL_CHECK(metrics.good(), "[memel-train] cannot append to ", (rd / "metrics.jsonl").string(), " (",
+                std::strerror(errno), "; disk full?)");
   };
 
   std::string last_ckpt = resume_ckpt;
+  // A checkpoint is written into step-N.tmp/ and renamed to step-N/ when complete; older
+  // ones are renamed to step-N.old/ before they are removed (and one of the same step to
+  // step-N.replaced/ until the new one is in place), so a crash at any point leaves only
+  // complete step-N/ directories. A failure (e.g. a full disk) removes the
+  // temporary directory and stops the run naming the last complete checkpoint.
   auto save_checkpoint = [&](int64_t s) {
     const fs::path dir = rd / "checkpoints" / step_name(s);
     const fs::path tmp = rd / "checkpoints" / (step_name(s) + ".tmp");
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    task->save_weights((tmp / "model.safetensors").string());
-    std::map<std::string, Tensor> mem;
-    for (auto& [name, layer] : memel_layers(*model))
-      for (auto& [k, t] : layer->state_dict()) mem[name + "." + k] = t;
-    if (!mem.empty()) save_safetensors((tmp / "memel.safetensors").string(), mem);
-    save_optimizer_state((tmp / "optimizer.safetensors").string(), opt->state_dict());
-    const LoaderPosition p = loader.position();
-    json st = {{"step", s},
-               {"loader", {{"epoch", p.epoch}, {"batch", p.batch}}},
-               {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
-               {"schedule", sched.state_dict()},
-               {"best", std::isnan(best) ? json(nullptr) : json(best)}};
-    write_file_atomic((tmp / "state.json").string(), st.dump(2) + "\n");
-    fs::remove_all(dir);
-    fs::rename(tmp, dir);
+    const fs::path replaced = rd / "checkpoints" / (step_name(s) + ".replaced");
+    try {
+      fs::remove_all(tmp);
+      fs::create_directories(tmp);
+      fault_point(s, "begin");
+      task->save_weights((tmp / "model.safetensors").string());
+      fault_point(s, "model");
+      std::map<std::string, Tensor> mem;
+      for (auto& [name, layer] : memel_layers(*model))
+        for (auto& [k, t] : layer->state_dict()) mem[name + "." + k] = t;
+      if (!mem.empty()) save_safetensors((tmp / "memel.safetensors").string(), mem);
+      fault_point(s, "memel");
+      save_optimizer_state((tmp / "optimizer.safetensors").string(), opt->state_dict());
+      fault_point(s, "optimizer");
+      const LoaderPosition p = loader.position();
+      json st = {{"step", s},
+                 {"loader", {{"epoch", p.epoch}, {"batch", p.batch}}},
+                 {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
+                 {"schedule", sched.state_dict()},
+                 {"best", std::isnan(best) ? json(nullptr) : json(best)}};
+      write_file_atomic((tmp / "state.json").string(), st.dump(2) + "\n");
+      fault_point(s, "state");
+      if (fs::exists(dir)) {  // the same step again: the old one is moved aside until the new one is in place
+        fs::remove_all(replaced);
+        fs::rename(dir, replaced);
+        fault_point(s, "replacing");
+      }
+      fs::rename(tmp, dir);
+      fs::remove_all(replaced);
+    } catch (const std::exception& e) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+      if (!fs::exists(dir, ec) && fs::exists(replaced, ec)) fs::rename(replaced, dir, ec);
+      MEMEL_FAIL("[memel-train] cannot write checkpoint ", dir.string(), ": ", e.what(), "; the last complete checkpoint is ",
+                 last_ckpt.empty() ? std::string("none") : last_ckpt);
+    }
     last_ckpt = dir.string();
-    // keep_last: remove older step directories.
+    fault_point(s, "renamed");
+    // keep_last: remove older step directories (each moved aside first).
     std::vector<std::string> names;
     for (auto& e : fs::directory_iterator(rd / "checkpoints")) {
       const std::string n = e.path().filename().string();
-      if (n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) names.push_back(n);
+      if (is_checkpoint_name(n)) names.push_back(n);
     }
     std::sort(names.begin(), names.end());
-    for (size_t i = 0; keep_last > 0 && i + keep_last < names.size(); ++i) fs::remove_all(rd / "checkpoints" / names[i]);
+    for (size_t i = 0; keep_last > 0 && i + keep_last < names.size(); ++i) {
+      const fs::path victim = rd / "checkpoints" / names[i], aside = rd / "checkpoints" / (names[i] + ".old");
+      fs::remove_all(aside);
+      fs::rename(victim, aside);
+      fault_point(s, "pruning");
+      fs::remove_all(aside);
+    }
   };
 
-  json last_eval;
   auto evaluate = [&](int64_t s) {
     NoGradGuard ng;
     model->eval();
@@ -424,6 +522,14 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
     const std::vector<Tensor> params = model->parameters();
     const double gnorm = clip > 0 ? clip_grad_norm(params, clip) : grad_norm(params);
+    // A finite loss can still come with non-finite gradients (a NaN input behind a ReLU):
+    // stop before the update writes them into the weights and the next checkpoints.
+    if (!std::isfinite(gnorm)) {
+      std::ostringstream os;
+      os << "gradient norm is " << gnorm << " at step " << step + 1 << " (NaN or inf in the batch or the model)"
+         << "; last good checkpoint: " << (last_ckpt.empty() ? std::string("none") : last_ckpt);
+      throw NonFiniteLoss(os.str());
+    }
     opt->step();
     opt->zero_grad();
     sched.step();
@@ -495,7 +601,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
     std::ostringstream os;
     os << "[memel-train] done: " << step << " steps in " << summary["wall_s"].get<double>() << " s\n";
     os << "  results:  " << (rd / "summary.json").string() << "  (" << task->primary_metric() << " "
-       << last_eval.value(task->primary_metric(), 0.0) << ", best " << summary["best"].dump() << ")\n";
+       << (last_eval.is_object() ? last_eval.value(task->primary_metric(), 0.0) : std::nan("")) << ", best "
+       << summary["best"].dump() << ")\n";
     os << "  metrics:  " << (rd / "metrics.jsonl").string() << "\n";
     if (ms.enabled) os << "  dumps:    " << (rd / "stats").string() << "  (memel-inspect stats " << (rd / "stats" / step_name(step)).string() << ")";
     progress.line(os.str());
