@@ -65,6 +65,23 @@ inline std::vector<std::string_view> split_parts(std::string_view in, std::strin
 // safetensors files).
 constexpr std::string_view kSep = "\n@@memel-fuzz@@\n";
 
+// A config target's input: the config file's bytes, then (after kSep) up to 16 `--set`
+// lines. Writes the file to `path` and returns the lines.
+inline std::vector<std::string> config_input(std::string_view in, const std::string& path) {
+  const auto parts = split_parts(in, kSep, 2);
+  write_bytes(path, parts[0]);
+  std::vector<std::string> sets;
+  if (parts.size() > 1) {
+    std::string_view rest = parts[1];
+    while (!rest.empty() && sets.size() < 16) {
+      const size_t nl = rest.find('\n');
+      sets.emplace_back(rest.substr(0, nl));
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+  }
+  return sets;
+}
+
 }  // namespace memel::fuzz
 
 // Runs `body`, swallowing memel::Error (the documented way to reject input).

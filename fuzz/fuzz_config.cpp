@@ -87,18 +87,8 @@ void check_sections(const json& cfg) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
-  const auto parts = fuzz::split_parts(in, fuzz::kSep, 2);
   const std::string path = fuzz::scratch_dir() + "/config.json";
-  fuzz::write_bytes(path, parts[0]);
-  std::vector<std::string> sets;
-  if (parts.size() > 1) {
-    std::string_view rest = parts[1];
-    while (!rest.empty() && sets.size() < 16) {
-      const size_t nl = rest.find('\n');
-      sets.emplace_back(rest.substr(0, nl));
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    }
-  }
+  const std::vector<std::string> sets = fuzz::config_input(in, path);
   json cfg;
   bool ok = false;
   MEMEL_FUZZ_EXPECT_ONLY_MEMEL_ERRORS((cfg = train::resolve_config(path, sets), ok = true));

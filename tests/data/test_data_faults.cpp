@@ -41,18 +41,23 @@ std::string error_of_epoch(DataLoader& loader, int64_t* batches) {
   return "";
 }
 
+// Batches of 2 in order, built by 2 worker threads, one batch prefetched each.
+DataLoader worker_loader(const std::string& root, const ImageFolderOptions& o) {
+  DataLoaderOptions lo;
+  lo.batch_size = 2;
+  lo.shuffle = false;
+  lo.num_workers = 2;
+  lo.prefetch = 1;
+  return DataLoader(std::make_shared<ImageFolder>(root, o), lo);
+}
+
 }  // namespace
 
 TEST_CASE("data faults: an image removed mid-epoch is an error naming it, through the loader's workers") {
   const std::string root = image_tree("faults_images");
   ImageFolderOptions o;
   o.image_size = 4;
-  DataLoaderOptions lo;
-  lo.batch_size = 2;
-  lo.shuffle = false;
-  lo.num_workers = 2;
-  lo.prefetch = 1;
-  DataLoader loader(std::make_shared<ImageFolder>(root, o), lo);
+  DataLoader loader = worker_loader(root, o);
   Example b;
   REQUIRE(loader.next(b));  // batch 0 built; workers may be ahead by a batch or two
   fs::remove(root + "/b/img7.png");
@@ -69,12 +74,7 @@ TEST_CASE("data faults: with skip_corrupt a removed image is replaced and named 
   o.skip_corrupt = true;
   std::ostringstream warn;
   o.warn = &warn;
-  DataLoaderOptions lo;
-  lo.batch_size = 2;
-  lo.shuffle = false;
-  lo.num_workers = 2;
-  lo.prefetch = 1;
-  DataLoader loader(std::make_shared<ImageFolder>(root, o), lo);
+  DataLoader loader = worker_loader(root, o);
   Example b;
   REQUIRE(loader.next(b));
   fs::remove(root + "/b/img7.png");

@@ -21,18 +21,8 @@ std::string replay(const std::string& name) {
   std::stringstream ss;
   ss << f.rdbuf();
   const std::string in = ss.str();
-  const auto parts = fuzz::split_parts(in, fuzz::kSep, 2);
   const std::string path = std::string(MEMEL_BINARY_DIR) + "/fuzz_regression_config.json";
-  fuzz::write_bytes(path, parts[0]);
-  std::vector<std::string> sets;
-  if (parts.size() > 1) {
-    std::string_view rest = parts[1];
-    while (!rest.empty() && sets.size() < 16) {
-      const size_t nl = rest.find('\n');
-      sets.emplace_back(rest.substr(0, nl));
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    }
-  }
+  const std::vector<std::string> sets = fuzz::config_input(in, path);
   return error_of([&] { train::resolve_config(path, sets); });
 }
 

@@ -24,31 +24,20 @@
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "tensor/tensor_io.h"
+#include "train/train_support.h"
 
 using namespace memel;
+using namespace memel::train_test;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-train";
 const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
 const bool kHaveData = fs::exists(kFmnist + "/train-images-idx3-ubyte.gz");
 const std::string kBase = std::string(MEMEL_BINARY_DIR) + "/fault_test_runs";
 
-struct Result {
-  int code;
-  std::string output;
-};
-
 int exit_code(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : status);
-}
-
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // Runs a shell command line; output captured.
@@ -83,7 +72,7 @@ std::string make_data(const std::string& name, int64_t nan_example = -1) {
   return dir;
 }
 
-std::string write_config(const std::string& name, const std::string& data_dir) {
+std::string fault_config(const std::string& name, const std::string& data_dir) {
   nlohmann::json j = {{"task", "image-classification"},
                       {"threads", 2},
                       {"model", {{"name", "mlp"}, {"config", {{"hidden", {64, 64}}, {"dropout", 0.1}}}}},
@@ -96,15 +85,6 @@ std::string write_config(const std::string& name, const std::string& data_dir) {
   const std::string p = kBase + "/" + name + ".json";
   std::ofstream(p) << j.dump(2);
   return p;
-}
-
-std::vector<std::string> lines_without_perf(const std::string& path) {
-  std::ifstream f(path);
-  std::vector<std::string> r;
-  std::string l;
-  while (std::getline(f, l))
-    if (l.find("\"perf\"") == std::string::npos) r.push_back(l);
-  return r;
 }
 
 // Every entry of run/checkpoints: a complete checkpoint "step-N" (all files present and
@@ -145,7 +125,7 @@ const Reference& reference() {
     fs::create_directories(kBase);
     Reference x;
     x.data = make_data("data");
-    x.cfg = write_config("fault", x.data);
+    x.cfg = fault_config("fault", x.data);
     x.run = kBase + "/unbroken";
     Result a = train("--config " + x.cfg + " --quiet --out " + x.run);
     REQUIRE_MESSAGE(a.code == 0, a.output);
@@ -282,7 +262,7 @@ TEST_CASE("fault injection: a NaN batch stops the run at its step; the last chec
   lo.seed = 0;
   DataLoader order(std::make_shared<TensorDataset>(cols), lo);
   const int64_t victim = order.epoch_order(0)[20 * 32 + 5];
-  const std::string data = make_data("data-nan", victim), cfg = write_config("nan", data), run = kBase + "/nan";
+  const std::string data = make_data("data-nan", victim), cfg = fault_config("nan", data), run = kBase + "/nan";
   fs::remove_all(run);
   Result a = train("--config " + cfg + " --quiet --out " + run);
   CHECK(a.code == 3);
@@ -310,7 +290,7 @@ TEST_CASE("fault injection: a data file removed mid-run") {
     return;
   }
   reference();  // first: making the reference run clears kBase
-  const std::string data = make_data("data-removed"), cfg = write_config("removed", data), run = kBase + "/removed";
+  const std::string data = make_data("data-removed"), cfg = fault_config("removed", data), run = kBase + "/removed";
   fs::remove_all(run);
   // The training images are removed once training has started (first metric line); the
   // run was killed later, at step 40.

@@ -104,3 +104,46 @@ TEST_CASE("memel-train: a NaN loss stops the run naming the step and the last ch
   CHECK(r.output.find("loss is") != std::string::npos);
   CHECK(r.output.find("last good checkpoint") != std::string::npos);
 }
+
+TEST_CASE("memel-train --compare: one table of mean ± std per variant; finished runs are reused") {
+  if (!kHaveData) {
+    MESSAGE("skipped: Fashion-MNIST not installed");
+    return;
+  }
+  const std::string out = std::string(MEMEL_BINARY_DIR) + "/train_test_compare";
+  fs::remove_all(out);
+  auto c = small_config();
+  c["train"]["steps"] = 16;
+  c["checkpoint"]["every"] = 0;
+  const std::string cfg = write_config("compare.json", c);
+  // Two processes could share the directory: here the rd runs come first, alone.
+  Result a = run("--config " + cfg + " --quiet --compare rd --seeds 2 --out " + out);
+  REQUIRE_MESSAGE(a.code == 0, a.output);
+  Result b = run("--config " + cfg + " --compare baseline,rd --seeds 2 --out " + out);
+  REQUIRE_MESSAGE(b.code == 0, b.output);
+  CHECK(b.output.find("rd seed 0 -> " + out + "/rd-seed0 (finished with this config: reused)") != std::string::npos);
+  CHECK(b.output.find("baseline seed 1 -> " + out + "/baseline-seed1\n") != std::string::npos);
+  std::ifstream f(out + "/compare.json");
+  const nlohmann::json j = nlohmann::json::parse(f);
+  CHECK(j.at("variants") == nlohmann::json({"baseline", "rd"}));
+  REQUIRE(j.at("runs").size() == 4);
+  for (const char* v : {"baseline", "rd"}) {
+    const nlohmann::json& acc = j.at("summary").at(v).at("accuracy");
+    CHECK(acc.at("n") == 2);
+    const double x0 = acc.at("values")[0], x1 = acc.at("values")[1];
+    CHECK(acc.at("mean").get<double>() == doctest::Approx((x0 + x1) / 2));
+  }
+  // The rd rows carry the mean MS of their memel layers, the baseline rows none.
+  auto has_ms = [&](const char* v) {
+    for (auto& kv : j.at("summary").at(v).items())
+      if (kv.key().rfind("MS ", 0) == 0) return true;
+    return false;
+  };
+  CHECK(has_ms("rd"));
+  CHECK(!has_ms("baseline"));
+  CHECK(read_file(out + "/compare.md").find("| rd |") != std::string::npos);
+  // A changed config is not reused.
+  Result d = run("--config " + cfg + " --set train.steps=8 --compare rd --seeds 1 --out " + out);
+  REQUIRE_MESSAGE(d.code == 0, d.output);
+  CHECK(d.output.find("reused") == std::string::npos);
+}

@@ -610,6 +610,22 @@ json run_training(const json& cfg, const RunOptions& ro) {
   return summary;
 }
 
+namespace {
+
+// The summary of a run that finished in run_dir with exactly this resolved config, or
+// null: a comparison reuses such runs, so it can be stopped and started again, or its
+// variants run by several processes into one directory.
+json finished_run_summary(const fs::path& run_dir, const json& cfg) {
+  std::ifstream sf(run_dir / "summary.json"), cf(run_dir / "config.resolved.json");
+  if (!sf || !cf) return nullptr;
+  const json sum = json::parse(sf, nullptr, false), used = json::parse(cf, nullptr, false);
+  if (sum.is_discarded() || used.is_discarded() || used != cfg || !sum.is_object() || !sum.contains("final"))
+    return nullptr;
+  return sum;
+}
+
+}  // namespace
+
 json run_comparison(const json& cfg, const std::vector<std::string>& variants, int seeds,
                     const std::vector<std::string>& sweep, const RunOptions& ro) {
   MEMEL_CHECK(seeds >= 1, "[memel-train] --seeds must be >= 1");
@@ -659,8 +675,11 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
         RunOptions r = ro;
         r.out_dir = (fs::path(out) / (label + "-seed" + std::to_string(c["seed"].get<int64_t>()))).string();
         r.allow_existing = true;
-        if (!ro.quiet) std::printf("[compare] %s seed %d -> %s\n", label.c_str(), int(c["seed"].get<int64_t>()), r.out_dir.c_str());
-        json sum = run_training(c, r);
+        json sum = finished_run_summary(r.out_dir, c);
+        if (!ro.quiet)
+          std::printf("[compare] %s seed %d -> %s%s\n", label.c_str(), int(c["seed"].get<int64_t>()), r.out_dir.c_str(),
+                      sum.is_null() ? "" : " (finished with this config: reused)");
+        if (sum.is_null()) sum = run_training(c, r);
         results.push_back({{"variant", label}, {"seed", c["seed"]}, {"final", sum["final"]}, {"best", sum["best"]},
                            {"run_dir", r.out_dir}});
         for (auto& kv : sum["final"].items())
