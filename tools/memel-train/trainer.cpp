@@ -320,6 +320,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   fs::create_directories(rd / "checkpoints");
   fs::create_directories(rd / "stats");
   tidy_checkpoints(rd / "checkpoints");
+  fs::remove(rd / "summary.json");  // a finished run's summary, which this run replaces
   write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
 
   std::vector<json> metric_lines;  // kept so a resume can rewrite the file up to its step
