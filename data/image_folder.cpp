@@ -140,25 +140,16 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
     std::sort(paths.begin(), paths.end());
     for (auto& p : paths) {
       if (opt_.skip_corrupt) {
-        int iw = 0, ih = 0, ic = 0;
-        std::vector<unsigned char> bytes;
-        bool ok = true;
+        // Every check decoding makes short of decoding itself: readable, a PNG or JPEG
+        // that passes data/image_check.h, a header stb_image understands.
+        bool ok = false;
         try {
-          bytes = read_bytes(p);
+          const std::vector<unsigned char> bytes = read_bytes(p);
+          check_image_bytes(bytes.data(), bytes.size(), p, opt_.max_pixels);
+          int iw = 0, ih = 0, ic = 0;
+          ok = stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &iw, &ih, &ic) == 1 && iw > 0 && ih > 0;
         } catch (const Error&) {
-          ok = false;
         }
-        if (ok) {
-          try {
-            check_image_header(bytes.data(), bytes.size(), p);
-          } catch (const Error&) {
-            ok = false;
-          }
-        }
-        if (ok)
-          ok = bytes.size() <= static_cast<size_t>(INT_MAX) &&
-               stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &iw, &ih, &ic) == 1 && iw > 0 &&
-               ih > 0;
         if (!ok) {
           skipped_.push_back(p);
           continue;

@@ -16,21 +16,22 @@ shift || true
 jobs="${MEMEL_JOBS:-2}"
 bash scripts/setup.sh
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Kernels with high mmap randomisation (vm.mmap_rnd_bits=32) break GCC 12's ASan and TSan
+# runtimes ("unexpected memory mapping", endless DEADLYSIGNAL); the tests run without
+# address randomisation where setarch allows it.
+run=()
+if command -v setarch >/dev/null && setarch "$(uname -m)" -R true 2>/dev/null; then run=(setarch "$(uname -m)" -R); fi
 case "$kind" in
   asan)
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1}"
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DMEMEL_SANITIZE=ON -DMEMEL_CUDA=OFF >/dev/null
     cmake --build build-asan -j "$jobs"
-    cd build-asan && ctest --output-on-failure -j "$jobs" "$@"
+    cd build-asan && "${run[@]}" ctest --output-on-failure -j "$jobs" "$@"
     ;;
   tsan)
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release -DMEMEL_TSAN=ON -DMEMEL_CUDA=OFF -DMEMEL_BUILD_TOOLS=OFF >/dev/null
     cmake --build build-tsan -j "$jobs" --target test_core test_data
-    # Kernels with high mmap randomisation break older TSan runtimes ("unexpected memory
-    # mapping"); running without address randomisation avoids that.
-    run=()
-    if command -v setarch >/dev/null && setarch "$(uname -m)" -R true 2>/dev/null; then run=(setarch "$(uname -m)" -R); fi
     export MEMEL_SOURCE_DIR="$PWD"
     "${run[@]}" build-tsan/tests/test_core --test-case="*thread pool*"
     "${run[@]}" build-tsan/tests/test_data

@@ -96,6 +96,29 @@ TEST_CASE("fuzz regression: JPEG Huffman table with more than 256 codes (stb_ima
         std::string::npos);
 }
 
+TEST_CASE("JPEG check: FF C4 bytes inside a comment or after the end of the image do not reject a valid JPEG") {
+  // The check walks the segments as stb_image does: a COM/APPn payload (EXIF, thumbnails)
+  // and data after EOI (e.g. a phone's "motion photo") are never read as Huffman tables.
+  std::string jpg;
+  std::vector<unsigned char> px(8 * 8 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<unsigned char>(i * 7);
+  REQUIRE(stbi_write_jpg_to_func(
+      [](void* c, void* d, int n) { static_cast<std::string*>(c)->append(static_cast<char*>(d), n); }, &jpg, 8, 8, 3,
+      px.data(), 90));
+  REQUIRE(jpg.substr(0, 2) == "\xFF\xD8");
+  const std::string fake_dht = std::string("\xFF\xC4\x00\x20", 4) + std::string(16, '\xFF');
+  const std::string payload = "memel" + fake_dht;
+  std::string with_comment = jpg.substr(0, 2) + "\xFF\xFE" + char(0) + char(payload.size() + 2) + payload + jpg.substr(2);
+  const Image a = decode(with_comment, 3), b = decode(jpg + fake_dht + std::string(64, '\x01'), 3);
+  CHECK(a.w == 8);
+  CHECK(b.w == 8);
+  CHECK(a.data == decode(jpg, 3).data);
+  // The same table inside the header is refused.
+  std::string bad = jpg.substr(0, 2) + fake_dht + jpg.substr(2);
+  const std::string err = error_of([&] { decode(bad, 3); });
+  CHECK_MESSAGE(err.find("a Huffman table declares 4080 codes") != std::string::npos, err);
+}
+
 TEST_CASE("fuzz regression: corrupt JPEG that makes stb_image shift by 32 (stb's own UB; no crash here)") {
   // Debian's stb_image has undefined shifts in its JPEG bit reader on this input; memel
   // cannot check entropy-coded data without decoding it. It must still end in an image

@@ -101,17 +101,13 @@ TEST_CASE("image folder: skip mode leaves out and replaces unreadable files, wit
   std::ostringstream warn;
   o.warn = &warn;
   ImageFolder ds(root, o);
-  CHECK(ds.size() == 6);  // broken.jpg left out by the header check
-  REQUIRE(ds.skipped().size() == 1);
+  // broken.jpg and truncated.png are left out by the scan, which makes every check of
+  // decoding short of decoding itself (an image failing later is replaced: test_data_faults).
+  CHECK(ds.size() == 5);
+  REQUIRE(ds.skipped().size() == 2);
   CHECK(warn.str().find("broken.jpg") != std::string::npos);
-  // truncated.png passes the header check and fails to decode: replaced by the next one.
-  int64_t trunc = -1;
-  for (int64_t i = 0; i < ds.size(); ++i)
-    if (fs::path(ds.path(i)).filename() == "truncated.png") trunc = i;
-  REQUIRE(trunc >= 0);
-  Example ex = ds.get(trunc);
-  CHECK(ex.at("image").shape() == Shape({3, 8, 8}));
   CHECK(warn.str().find("truncated.png") != std::string::npos);
+  for (int64_t i = 0; i < ds.size(); ++i) CHECK(ds.get(i).at("image").shape() == Shape({3, 8, 8}));
   // A whole epoch through the loader works.
   DataLoaderOptions lo;
   lo.batch_size = 4;
@@ -120,7 +116,7 @@ TEST_CASE("image folder: skip mode leaves out and replaces unreadable files, wit
   Example b;
   int64_t seen = 0;
   while (loader.next(b)) seen += b.at("label").numel();
-  CHECK(seen == 6);
+  CHECK(seen == 5);
 }
 
 TEST_CASE("image folder: train augmentation is keyed by (seed, epoch, index), not threads") {

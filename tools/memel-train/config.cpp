@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_int.h"
 #include "data/unicode.h"
 
 namespace memel::train {
@@ -28,7 +29,7 @@ const char* type_of(const json& v) {
 bool compatible(const json& def, const json& val) {
   if (def.is_null()) return true;  // optional (null default): any value
   if (val.is_null()) return true;  // null resets to "unset"
-  if (def.is_number_integer()) return val.is_number_integer();
+  if (def.is_number_integer()) return json_is_int64(val, false);  // not above INT64_MAX
   if (def.is_number()) return val.is_number();
   if (def.is_boolean()) return val.is_boolean();
   if (def.is_string()) return val.is_string();
@@ -137,7 +138,8 @@ double get_num(const json& j, const std::string& key, const std::string& where) 
   return j[key].get<double>();
 }
 int64_t get_int(const json& j, const std::string& key, const std::string& where) {
-  MEMEL_CHECK(j.contains(key) && j[key].is_number_integer(), "[config] ", where, ".", key, ": expected an integer");
+  MEMEL_CHECK(j.contains(key) && json_is_int64(j[key], false), "[config] ", where, ".", key,
+              ": expected an integer (int64)");
   return j[key].get<int64_t>();
 }
 std::string get_str(const json& j, const std::string& key, const std::string& where) {

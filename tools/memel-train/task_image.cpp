@@ -104,7 +104,7 @@ class ImageClassification : public Task {
   static ImageFolderOptions image_folder_options(const json& o) {
     static const std::set<std::string> known = {"train_dir", "eval_dir",  "image_size", "crop_pct", "scale_min",
                                                 "scale_max", "ratio_min", "ratio_max",  "hflip",    "channels",
-                                                "mean",      "std",       "skip_corrupt"};
+                                                "mean",      "std",       "skip_corrupt", "max_pixels"};
     MEMEL_CHECK(o.is_object(), "[config] data.options: expected an object");
     for (auto& [k, v] : o.items())
       MEMEL_CHECK(known.count(k), "[config] data.options.", k, ": unknown option of the image-folder dataset");
@@ -122,6 +122,10 @@ class ImageClassification : public Task {
     num("ratio_max", io.ratio_max);
     num("hflip", io.hflip);
     if (o.contains("skip_corrupt")) io.skip_corrupt = get_bool(o, "skip_corrupt", w);
+    if (o.contains("max_pixels")) {
+      io.max_pixels = get_int(o, "max_pixels", w);
+      MEMEL_CHECK(io.max_pixels > 0, "[config] ", w, ".max_pixels: expected a positive number of pixels, got ", io.max_pixels);
+    }
     for (const char* k : {"train_dir", "eval_dir"})
       if (o.contains(k)) get_str(o, k, w);  // type check
     auto floats = [&](const char* k, std::vector<float>& x) {

@@ -59,19 +59,19 @@ bool is_checkpoint_name(const std::string& n) {
 }
 
 // Leftovers of a run killed while writing or pruning a checkpoint (step-N.tmp/,
-// step-N.old/: never checkpoints) are removed; a complete checkpoint moved aside for a
-// new one of the same step (step-N.replaced/) comes back when the new one did not get
-// into place.
+// step-N.old/: never checkpoints) are removed, and nothing else; a complete checkpoint
+// moved aside for a new one of the same step (step-N.replaced/) comes back when the new
+// one did not get into place.
 void tidy_checkpoints(const fs::path& d) {
   if (!fs::is_directory(d)) return;
   std::vector<fs::path> found;
   for (auto& e : fs::directory_iterator(d)) found.push_back(e.path());
   for (const fs::path& p : found) {
-    const std::string n = p.filename().string(), base = n.substr(0, n.find('.'));
-    if (n.rfind("step-", 0) != 0 || is_checkpoint_name(n)) continue;
-    if (n == base + ".replaced" && is_checkpoint_name(base) && !fs::exists(d / base))
+    const std::string n = p.filename().string(), base = n.substr(0, n.find('.')), suffix = n.substr(base.size());
+    if (!is_checkpoint_name(base)) continue;  // not ours (e.g. a user's step-16-backup/)
+    if (suffix == ".replaced" && !fs::exists(d / base))
       fs::rename(p, d / base);
-    else
+    else if (suffix == ".tmp" || suffix == ".old" || suffix == ".replaced")
       fs::remove_all(p);
   }
 }
@@ -105,8 +105,7 @@ MemelSetup memel_setup(const json& cfg) {
   MEMEL_CHECK(m.is_object(), "[config] memel: expected an object or null");
   json o = m;
   if (o.contains("dump_every")) {
-    MEMEL_CHECK(o["dump_every"].is_number_integer(), "[config] memel.dump_every: expected an integer");
-    s.dump_every = o["dump_every"].get<int64_t>();
+    s.dump_every = get_int(o, "dump_every", "memel");
     o.erase("dump_every");
   }
   if (o.contains("monitor_at")) {
@@ -243,7 +242,9 @@ std::string default_run_dir(const json& cfg) {
 
 json run_training(const json& cfg, const RunOptions& ro) {
   const auto t_start = Clock::now();
-  set_num_threads(static_cast<int>(cfg.at("threads").get<int64_t>()));
+  const int64_t threads = cfg.at("threads").get<int64_t>();
+  MEMEL_CHECK(threads >= 0 && threads <= 4096, "[config] threads: expected 0 (all cores) to 4096, got ", threads);
+  set_num_threads(static_cast<int>(threads));
   MEMEL_CHECK(cfg.at("device").get<std::string>() == "cpu", "[config] device: '", cfg.at("device").get<std::string>(),
               "' is not available in this build (the CUDA backend is not finished); use \"cpu\"");
   const uint64_t seed = static_cast<uint64_t>(cfg.at("seed").get<int64_t>());
@@ -663,7 +664,9 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
       order.push_back(label);
       for (int s = 0; s < seeds; ++s) {
         json c = cfg;
-        c["seed"] = cfg.at("seed").get<int64_t>() + s;
+        const int64_t seed0 = cfg.at("seed").get<int64_t>();
+        MEMEL_CHECK(seed0 <= INT64_MAX - seeds, "[memel-train] seed ", seed0, " + --seeds ", seeds, " overflows int64");
+        c["seed"] = seed0 + s;
         if (baseline) {
           c["memel"] = nullptr;
         } else {
