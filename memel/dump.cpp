@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <limits>
 #include <numeric>
 
 #include "core/file_io.h"
@@ -39,10 +38,6 @@ std::vector<int64_t> unravel(int64_t flat, const Shape& s) {
   return idx;
 }
 
-// Sort key of a mean MS: NaN (statistics of a diverged run) ranks last, so the order
-// stays a strict weak ordering.
-double ms_key(double v) { return std::isnan(v) ? -std::numeric_limits<double>::infinity() : v; }
-
 void fill_summary(LayerDump& d, int64_t top_n) {
   std::vector<double> m = d.ms_mean.to_vector(), inh = d.inhibited.to_vector();
   d.mean_ms = m.empty() ? 0 : std::accumulate(m.begin(), m.end(), 0.0) / double(m.size());
@@ -51,7 +46,7 @@ void fill_summary(LayerDump& d, int64_t top_n) {
   std::iota(order.begin(), order.end(), 0);
   const int64_t k = std::clamp<int64_t>(top_n, 0, static_cast<int64_t>(m.size()));
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-    const double ka = ms_key(m[a]), kb = ms_key(m[b]);
+    const double ka = ms_sort_key(m[a]), kb = ms_sort_key(m[b]);
     return ka > kb || (ka == kb && a < b);
   });
   d.top.clear();
@@ -151,7 +146,8 @@ MemelDump read_memel_dump(const std::string& path) {
       MEMEL_CHECK(l.at("neuron_shape").is_array(), "[memel dump] ", prefix, ".json: neuron_shape is not a list");
       for (const auto& s : l.at("neuron_shape")) {
         d.neuron_shape.push_back(integer(s, "a neuron_shape entry"));
-        MEMEL_CHECK(d.neuron_shape.back() >= 0, "[memel dump] ", prefix, ".json: negative neuron_shape entry");
+        MEMEL_CHECK(d.neuron_shape.back() >= 0, "[memel dump] ", prefix, ".json: layer ", d.name,
+                    ": negative neuron_shape entry");
       }
       d.batches = integer(l.at("batches"), "batches");
       d.options = l.at("options");
@@ -171,14 +167,14 @@ MemelDump read_memel_dump(const std::string& path) {
       // from anywhere: docs/hardening.md).
       for (const auto& [what, t] : {std::pair<const char*, const Tensor*>{"count", &d.count}, {"mean", &d.mean},
                                     {"var", &d.var}, {"inhibited", &d.inhibited}, {"ms_mean", &d.ms_mean}})
-        MEMEL_CHECK(t->shape() == d.neuron_shape, "[memel dump] ", d.name, ".", what, " has shape ",
+        MEMEL_CHECK(t->shape() == d.neuron_shape, "[memel dump] ", prefix, ".safetensors: ", d.name, ".", what, " has shape ",
                     shape_str(t->shape()), ", expected the neuron shape ", shape_str(d.neuron_shape));
       const std::vector<double>& e = d.hist_edges;
       for (size_t i = 0; i < e.size(); ++i)
         MEMEL_CHECK(std::isfinite(e[i]) && e[i] > 0 && (i == 0 || e[i] > e[i - 1]), "[memel dump] ", prefix,
                     ".json: layer ", d.name, ": hist_edges must be positive and increasing");
       MEMEL_CHECK(d.ms_hist.dim() == 1 && d.ms_hist.numel() == static_cast<int64_t>(d.hist_edges.size()) + 1,
-                  "[memel dump] ", d.name, ".ms_hist has shape ", shape_str(d.ms_hist.shape()), ", expected (",
+                  "[memel dump] ", prefix, ".safetensors: ", d.name, ".ms_hist has shape ", shape_str(d.ms_hist.shape()), ", expected (",
                   d.hist_edges.size() + 1, ",) for ", d.hist_edges.size(), " histogram edges");
       const bool has_top = d.options.is_object() && d.options.contains("dump_top");
       fill_summary(d, integer(has_top ? d.options["dump_top"] : nlohmann::json(20), "options.dump_top"));

@@ -5,6 +5,7 @@
 // PREFIX.safetensors (tensors "<layer>.count|mean|var|inhibited|ms_mean|ms_hist") and
 // PREFIX.json (format "memel-stats/1": step, layers with options, histogram edges,
 // summary figures and the top list).
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,9 @@ MemelDump collect_memel_dump(const Module& root, int64_t step);
 void write_memel_dump(const Module& root, const std::string& prefix, int64_t step, bool reset_window = true);
 // Reads a dump from PREFIX, PREFIX.json or PREFIX.safetensors.
 MemelDump read_memel_dump(const std::string& path);
+
+// Sort key of a mean MS, highest first: NaN (statistics of a diverged run) ranks last, so
+// the order stays a strict weak ordering.
+inline double ms_sort_key(double v) { return std::isnan(v) ? -HUGE_VAL : v; }
 
 }  // namespace memel

@@ -27,9 +27,6 @@ std::string count_str(double v) {
   return fmt(v);
 }
 
-// Sort key of a mean MS: NaN ranks last (a strict weak ordering for std::sort).
-double ms_key(double v) { return std::isnan(v) ? -HUGE_VAL : v; }
-
 std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
 
 std::string index_str(const std::vector<int64_t>& idx) {
@@ -69,7 +66,7 @@ std::string format_dump_top(const MemelDump& d, int64_t n) {
   }
   const size_t k = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(n, 0)), rows.size());
   std::partial_sort(rows.begin(), rows.begin() + k, rows.end(), [](const Row& a, const Row& b) {
-    const double ka = ms_key(a.ms), kb = ms_key(b.ms);
+    const double ka = ms_sort_key(a.ms), kb = ms_sort_key(b.ms);
     return ka > kb || (ka == kb && (a.layer < b.layer || (a.layer == b.layer && a.flat < b.flat)));
   });
   std::ostringstream os;
