@@ -1,6 +1,10 @@
 #include "memel/inspect.h"
 
+// Debian's header defines static helpers this file does not use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
 #include <stb_easy_font.h>
+#pragma GCC diagnostic pop
 #include <stb_image_write.h>
 
 #include <algorithm>
