@@ -40,6 +40,9 @@ TEST_CASE("memel-train: config errors name the key and the expected type") {
   r = run("--config " + write_config("bad2.json", small_config()) + " --set train.steps=\"many\" --print-config");
   CHECK(r.code == 1);
   CHECK(r.output.find("train.steps: expected an integer, got string") != std::string::npos);
+  r = run("--config " + write_config("bad2.json", small_config()) + " --set memel=null --set memel.warmup=3 --print-config");
+  CHECK(r.code == 1);
+  CHECK(r.output.find("--set memel.warmup: 'memel' is null (off) at this point") != std::string::npos);
   r = run("--config /nonexistent/config.json");
   CHECK(r.code == 1);
   CHECK(r.output.find("cannot open config file /nonexistent/config.json") != std::string::npos);

@@ -106,6 +106,11 @@ void apply_set(json& cfg, const std::string& a) {
       (*cur)[part] = value;
       return;
     }
+    // A section set to null is off (e.g. "memel": null): a key below it would silently
+    // turn it back on with defaults, so the whole section must be given instead.
+    MEMEL_CHECK(!cur->contains(part) || !(*cur)[part].is_null(), "[config] --set ", path, ": '",
+                path.substr(0, dot), "' is null (off) at this point; set the whole section instead, e.g. --set ",
+                path.substr(0, dot), "='{\"", path.substr(dot + 1), "\": ...}'");
     if (!cur->contains(part) || !(*cur)[part].is_object()) (*cur)[part] = json::object();
     cur = &(*cur)[part];
     start = dot + 1;
