@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+
 namespace memel {
 
 // True when `v` holds an integer that fits int64: an integer, or (allow_float) a float
@@ -23,6 +25,14 @@ inline bool json_is_int64(const nlohmann::json& v, bool allow_float = true) {
 // The value of an integer json_is_int64 accepted (floats converted exactly).
 inline int64_t json_int64(const nlohmann::json& v) {
   return v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+}
+
+// json_int64 of `v` when json_is_int64(v, allow_float); otherwise throws memel::Error
+// with the message made of `msg...`.
+template <typename... Msg>
+int64_t json_int64_checked(const nlohmann::json& v, bool allow_float, const Msg&... msg) {
+  MEMEL_CHECK(json_is_int64(v, allow_float), msg...);
+  return json_int64(v);
 }
 
 }  // namespace memel

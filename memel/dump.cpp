@@ -136,8 +136,7 @@ MemelDump read_memel_dump(const std::string& path) {
   try {
     // Integers checked before conversion (core/json_int.h).
     auto integer = [&](const nlohmann::json& v, const char* what) {
-      MEMEL_CHECK(json_is_int64(v, false), "[memel dump] ", prefix, ".json: ", what, " is not an integer");
-      return json_int64(v);
+      return json_int64_checked(v, false, "[memel dump] ", prefix, ".json: ", what, " is not an integer");
     };
     dump.step = integer(j.at("step"), "step");
     for (auto& l : j.at("layers")) {

@@ -205,8 +205,7 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
       }
       MEMEL_CHECK(i < params.size(), E, "state for parameter ", i, ", but there are ", params.size());
       const Tensor& p = *params[i];
-      MEMEL_CHECK(json_is_int64(kv.value().at("step"), false), E, "state for parameter ", i, ": step is not an integer");
-      state[i].step = json_int64(kv.value().at("step"));
+      state[i].step = json_int64_checked(kv.value().at("step"), false, E, "state for parameter ", i, ": step is not an integer");
       for (auto& b : kv.value().at("buffers")) {
         const std::string key = "state." + kv.key() + "." + b.get<std::string>();
         auto it = s.tensors.find(key);

@@ -58,8 +58,7 @@ void ScheduleConfig::validate() const {
 
 namespace {
 int64_t as_int(const nlohmann::json& v, const std::string& key) {
-  MEMEL_CHECK(json_is_int64(v), "[schedule] ", key, ": expected an integer, got ", v.dump());
-  return json_int64(v);
+  return json_int64_checked(v, true, "[schedule] ", key, ": expected an integer, got ", v.dump());
 }
 }  // namespace
 

@@ -339,8 +339,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
     // state.json may have been edited by hand: integers are checked before conversion.
     const std::string where = (cp / "state.json").string();
     auto state_int = [&](const json& v, const char* what) {
-      MEMEL_CHECK(json_is_int64(v, false), "[memel-train] ", where, ": ", what, " is not an integer");
-      return json_int64(v);
+      return json_int64_checked(v, false, "[memel-train] ", where, ": ", what, " is not an integer");
     };
     auto state_u64 = [&](const json& v, const char* what) {
       MEMEL_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), "[memel-train] ", where,
