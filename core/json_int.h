@@ -28,10 +28,10 @@ inline int64_t json_int64(const nlohmann::json& v) {
 }
 
 // json_int64 of `v` when json_is_int64(v, allow_float); otherwise throws memel::Error
-// with the message made of `msg...`.
+// with the message `msg...` followed by ", got " and the value (written only on failure).
 template <typename... Msg>
 int64_t json_int64_checked(const nlohmann::json& v, bool allow_float, const Msg&... msg) {
-  MEMEL_CHECK(json_is_int64(v, allow_float), msg...);
+  MEMEL_CHECK(json_is_int64(v, allow_float), msg..., ", got ", v.dump());
   return json_int64(v);
 }
 

@@ -60,7 +60,7 @@ double num(const nlohmann::json& v, const std::string& key) {
   return v.get<double>();
 }
 int64_t integer(const nlohmann::json& v, const std::string& key) {
-  return json_int64_checked(v, true, "[config] ", key, ": expected an integer, got ", v.dump());
+  return json_int64_checked(v, true, "[config] ", key, ": expected an integer");
 }
 bool boolean(const nlohmann::json& v, const std::string& key) {
   MEMEL_CHECK(v.is_boolean(), "[config] ", key, ": expected true or false, got ", v.dump());

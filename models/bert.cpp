@@ -19,7 +19,7 @@ namespace memel {
 namespace {
 
 int64_t json_int(const nlohmann::json& v, const std::string& key) {
-  return json_int64_checked(v, true, "[bert config] ", key, ": expected an integer, got ", v.dump());
+  return json_int64_checked(v, true, "[bert config] ", key, ": expected an integer");
 }
 double json_num(const nlohmann::json& v, const std::string& key) {
   MEMEL_CHECK(v.is_number(), "[bert config] ", key, ": expected a number, got ", v.dump());

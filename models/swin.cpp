@@ -71,7 +71,7 @@ T get_as(const nlohmann::json& v, const std::string& key, const std::string& whe
   // Integers: checked first (a float outside int64's range would convert with undefined
   // behaviour, core/json_int.h).
   if constexpr (std::is_same_v<T, int64_t>) {
-    return json_int64_checked(v, true, "[", where, "] \"", key, "\" must be an integer, got ", v.dump());
+    return json_int64_checked(v, true, "[", where, "] \"", key, "\" must be an integer");
   } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
     MEMEL_CHECK(v.is_array(), "[", where, "] \"", key, "\" must be a list of integers, got ", v.dump());
     std::vector<int64_t> r;

@@ -58,7 +58,7 @@ void ScheduleConfig::validate() const {
 
 namespace {
 int64_t as_int(const nlohmann::json& v, const std::string& key) {
-  return json_int64_checked(v, true, "[schedule] ", key, ": expected an integer, got ", v.dump());
+  return json_int64_checked(v, true, "[schedule] ", key, ": expected an integer");
 }
 }  // namespace
 

@@ -143,9 +143,8 @@ double get_num(const json& j, const std::string& key, const std::string& where) 
   return j[key].get<double>();
 }
 int64_t get_int(const json& j, const std::string& key, const std::string& where) {
-  MEMEL_CHECK(j.contains(key) && json_is_int64(j[key], false), "[config] ", where, ".", key,
-              ": expected an integer (int64)");
-  return j[key].get<int64_t>();
+  MEMEL_CHECK(j.contains(key), "[config] ", where, ".", key, ": missing (expected an integer)");
+  return json_int64_checked(j[key], false, "[config] ", where, ".", key, ": expected an integer (int64)");
 }
 std::string get_str(const json& j, const std::string& key, const std::string& where) {
   MEMEL_CHECK(j.contains(key) && j[key].is_string(), "[config] ", where, ".", key, ": expected a string");
