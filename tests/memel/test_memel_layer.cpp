@@ -245,6 +245,11 @@ TEST_CASE("memel options: validation errors name the problem") {
   CHECK_THROWS_WITH_AS(opts_with(R"({"colour": 1})"), doctest::Contains("unknown key 'memel.colour'"), Error);
   MemelLayer layer(opts_with(R"({"k": 50, "warmup": 0})"));
   CHECK_THROWS_WITH_AS(layer(Tensor::zeros({2, 10})), doctest::Contains("k = 50 is larger than the 10 elements"), Error);
+  // Valid on their own, but 64 log-spaced edges in [1, 1 + 1e-15] round to equal doubles,
+  // which the dump reader would later refuse: the layer refuses them when it is built.
+  CHECK_THROWS_WITH_AS(MemelLayer(opts_with(R"({"hist_bins": 64, "hist_min": 1.0, "hist_max": 1.000000000000001})")),
+                       doctest::Contains("log-spaced edges round to equal values"), Error);
+  CHECK_NOTHROW(MemelLayer(opts_with(R"({"hist_bins": 3, "hist_min": 1.0, "hist_max": 1.000000000000001})")));
 }
 
 TEST_CASE("memel channel neurons with a padding mask leave padded positions out") {
