@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <numeric>
 #include <mutex>
 #include <sstream>
@@ -267,15 +268,9 @@ MsHistBins::MsHistBins(int64_t bins, double lo, double hi) {
   const int64_t inner = bins - 2;
   for (int64_t i = 0; i <= inner && bins > 1; ++i)
     edges_.push_back(lo * std::pow(hi / lo, double(i) / double(std::max<int64_t>(inner, 1))));
-  for (size_t i = 1; i < edges_.size(); ++i)
-    if (!(edges_[i] > edges_[i - 1])) {
-      std::ostringstream range;  // all 17 digits: such a range does not show at the default 6
-      range.precision(17);
-      range << "hist_min " << lo << " to hist_max " << hi;
-      throw_error(__FILE__, __LINE__,
-                  str_cat("[memel] histogram of ", bins, " bins from ", range.str(),
-                          ": log-spaced edges round to equal values; use fewer bins or a wider range"));
-    }
+  for (size_t i = 1; i < edges_.size(); ++i)  // 17 digits: such a range does not show at the default 6
+    MEMEL_CHECK(edges_[i] > edges_[i - 1], "[memel] histogram of ", bins, " bins from hist_min ", std::setprecision(17),
+                lo, " to hist_max ", hi, ": log-spaced edges round to equal values; use fewer bins or a wider range");
   if (edges_.size() < 2) return;
   key0_ = key(edges_.front());
   const uint64_t last = key(edges_.back());
