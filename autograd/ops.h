@@ -117,9 +117,17 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     double scale = 0.0);
 
 // --- convolution and pooling (N, C, H, W) ---------------------------------------------
+// How conv2d computes. Gemm: im2col and matrix products, for every convolution.
+// Winograd: fewer multiplications in a transformed domain (F(4x4, 3x3), F(2x2, 5x5)), for
+// groups 1, stride 1, dilation 1 and a square kernel the backend has an algorithm for;
+// results differ from Gemm by rounding only. Auto: Winograd where it applies and the
+// channels and the image are large enough for it to be faster, Gemm otherwise.
+enum class ConvAlgorithm : uint8_t { Auto, Gemm, Winograd };
+
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
   int out_pad_h = 0, out_pad_w = 0;  // transposed convolution only
+  ConvAlgorithm algorithm = ConvAlgorithm::Auto;  // conv2d only
 };
 // weight (Cout, Cin/groups, kh, kw); bias (Cout) or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o = {});
@@ -127,6 +135,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o = {});
 Tensor max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph = 0, int pw = 0);
 Tensor avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph = 0, int pw = 0, bool count_pad = true);
+
+// --- recurrent cells -------------------------------------------------------------------
+// ConvGRU gates, fused (layers/convgru.cpp). xg and hg (B, 3C, ...) are the input and the
+// state convolutions, each in thirds (reset, update, new) along axis 1; xg may be
+// undefined (a cell without input: its terms are 0). With r = sigmoid(xg_r + hg_r) and
+// z = sigmoid(xg_z + hg_z):
+//   gru_candidate = act(xg_n + r * hg_n), act = tanh or leaky ReLU with `slope`
+//   gru_update    = (1 - z) * cand + z * h
+Tensor gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope);
+Tensor gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h);
 
 // --- losses ---------------------------------------------------------------------------
 enum class Reduction { Mean, Sum, None };

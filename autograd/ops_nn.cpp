@@ -14,6 +14,8 @@ MEMEL_REGISTER_OP("conv_transpose2d");
 MEMEL_REGISTER_OP("max_pool2d");
 MEMEL_REGISTER_OP("avg_pool2d");
 MEMEL_REGISTER_OP("cross_entropy");
+MEMEL_REGISTER_OP("gru_candidate");
+MEMEL_REGISTER_OP("gru_update");
 
 namespace {
 
@@ -162,6 +164,21 @@ void add_channel_bias(Tensor& y, const Tensor& bias) {
   backend_for(y).binary(BinaryOp::Add, y3, bv, y3);
 }
 
+// Whether conv2d runs the Winograd algorithm for these shapes (see ConvAlgorithm).
+bool use_winograd(const Tensor& x, int64_t C, int64_t Co, int64_t kh, int64_t kw, int64_t OH, int64_t OW,
+                  const Conv2dOptions& o) {
+  if (o.algorithm == ConvAlgorithm::Gemm) return false;
+  const bool applies = o.groups == 1 && o.stride_h == 1 && o.stride_w == 1 && o.dil_h == 1 && o.dil_w == 1 &&
+                       kh == kw && backend_for(x).winograd_supported(kh);
+  if (o.algorithm == ConvAlgorithm::Winograd) {
+    MEMEL_CHECK(applies, "[conv2d] the Winograd algorithm needs groups 1, stride 1, dilation 1 and a square kernel "
+                "of a size the ", x.device().str(), " backend supports; got a ", kh, "x", kw, " kernel, stride (",
+                o.stride_h, ", ", o.stride_w, "), dilation (", o.dil_h, ", ", o.dil_w, "), groups ", o.groups);
+    return true;
+  }
+  return applies && C >= 16 && Co >= 16 && OH * OW >= 64;
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
@@ -173,19 +190,29 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   MEMEL_CHECK(OH > 0 && OW > 0, "[conv2d] input ", shape_str(x.shape()), " is too small for kernel (", kh, ", ", kw,
               ") with padding (", o.pad_h, ", ", o.pad_w, ") and dilation (", o.dil_h, ", ", o.dil_w, ")");
   const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
-  Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
-  backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, cols);
+  const bool winograd = use_winograd(x, C, Co, kh, kw, OH, OW, o);
   Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
-  // y[n, g] (Cog, L) = w[g] (Cog, K) @ cols[n, g] (K, L)
-  grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
-               {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
+  if (winograd) {
+    backend_for(x).winograd_conv2d(x, w, o.pad_h, o.pad_w, y);
+  } else {
+    // Not saved: the backward rebuilds the columns from x (kh*kw times smaller).
+    Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
+    backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, cols);
+    // y[n, g] (Cog, L) = w[g] (Cog, K) @ cols[n, g] (K, L)
+    grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
+                 {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
+  }
   if (bias.defined()) add_channel_bias(y, cont(bias));
-  cols = Tensor();  // not saved: the backward rebuilds it from x (kh*kw times smaller)
   bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
   return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
     Tensor gy = cont(gl[0]);
     Tensor gxt, gwt, gbt;
-    if (gw) {
+    if (winograd) {
+      if (gx) gxt = empty_like(x);
+      if (gw) gwt = Tensor::empty(w.shape(), w.dtype(), w.device());
+      backend_for(x).winograd_conv2d_backward(x, w, gy, o.pad_h, o.pad_w, gxt, gwt);
+    }
+    if (gw && !winograd) {
       Tensor xcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
       backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, xcols);
       // gw[g] (Cog, K) = sum_n gy[n, g] (Cog, L) @ cols[n, g]^T (L, K)
@@ -199,7 +226,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
                      {1, Cog, K}, {0, K, 1}, Cog * K, G, n == 0 ? 0.0 : 1.0);
       }
     }
-    if (gx) {
+    if (gx && !winograd) {
       // gcols[n, g] (K, L) = w[g]^T (K, Cog) @ gy[n, g] (Cog, L)
       Tensor gcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
       grouped_gemm(true, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, gy, {N, Cog, L}, {Co * L, L, 1}, Cog * L, gcols,
@@ -209,6 +236,58 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
     }
     if (gb) gbt = sum(gy, {0, 2, 3});
     return {gxt, gwt, gbt};
+  });
+}
+
+// --- recurrent cells ---------------------------------------------------------------------
+
+namespace {
+
+// Checks the gate tensors of gru_candidate / gru_update and returns the state shape.
+Shape gru_state_shape(const Tensor& xg, const Tensor& hg, const char* op) {
+  check_float(hg, op);
+  MEMEL_CHECK(hg.dim() >= 2 && hg.shape()[1] % 3 == 0, "[", op, "] state gates must be (B, 3C, ...), got ",
+              shape_str(hg.shape()));
+  if (xg.defined()) {
+    check_same(xg, hg, op);
+    MEMEL_CHECK(xg.shape() == hg.shape(), "[", op, "] input gates ", shape_str(xg.shape()),
+                " do not match state gates ", shape_str(hg.shape()));
+  }
+  Shape s = hg.shape();
+  s[1] /= 3;
+  return s;
+}
+
+}  // namespace
+
+Tensor gru_candidate(const Tensor& xg_in, const Tensor& hg_in, bool tanh_act, double slope) {
+  const Shape cs = gru_state_shape(xg_in, hg_in, "gru_candidate");
+  Tensor xg = xg_in.defined() ? cont(xg_in) : Tensor(), hg = cont(hg_in);
+  Tensor cand = Tensor::empty(cs, hg.dtype(), hg.device());
+  backend_for(hg).gru_candidate(xg, hg, tanh_act, slope, cand);
+  Tensor cd = cand.detach();
+  return autograd::record("gru_candidate", cand, {xg_in, hg_in}, [=](const TensorList& g) -> TensorList {
+    Tensor gx = xg.defined() ? empty_like(xg) : Tensor(), gh = empty_like(hg);
+    backend_for(hg).gru_candidate_backward(xg, hg, cd, cont(g[0]), tanh_act, slope, gx, gh);
+    return {gx, gh};
+  });
+}
+
+Tensor gru_update(const Tensor& xg_in, const Tensor& hg_in, const Tensor& cand_in, const Tensor& h_in) {
+  const Shape cs = gru_state_shape(xg_in, hg_in, "gru_update");
+  for (const Tensor* t : {&cand_in, &h_in}) {
+    check_same(*t, hg_in, "gru_update");
+    MEMEL_CHECK(t->shape() == cs, "[gru_update] candidate and state must be ", shape_str(cs), " for gates ",
+                shape_str(hg_in.shape()), ", got ", shape_str(t->shape()));
+  }
+  Tensor xg = xg_in.defined() ? cont(xg_in) : Tensor(), hg = cont(hg_in), cand = cont(cand_in), h = cont(h_in);
+  Tensor out = Tensor::empty(cs, hg.dtype(), hg.device());
+  backend_for(hg).gru_update(xg, hg, cand, h, out);
+  return autograd::record("gru_update", out, {xg_in, hg_in, cand_in, h_in}, [=](const TensorList& g) -> TensorList {
+    Tensor gx = xg.defined() ? empty_like(xg) : Tensor(), gh = empty_like(hg), gc = empty_like(cand),
+           gs = empty_like(h);
+    backend_for(hg).gru_update_backward(xg, hg, cand, h, cont(g[0]), gx, gh, gc, gs);
+    return {gx, gh, gc, gs};
   });
 }
 

@@ -33,10 +33,6 @@ Size2 ConvGRUCell::state_size(Size2 in) const {
                int(out(in.w, opt_.i2h_kernel.w, opt_.i2h_stride.w, opt_.i2h_padding.w, opt_.i2h_dilation.w)));
 }
 
-Tensor ConvGRUCell::activate(const Tensor& x) const {
-  return opt_.activation == "tanh" ? tanh(x) : leaky_relu(x, opt_.leaky_slope);
-}
-
 Tensor ConvGRUCell::step_from_gates(const Tensor& ig, const Tensor& h_in) {
   const int64_t C = opt_.hidden_channels;
   Tensor h = h_in;
@@ -47,20 +43,9 @@ Tensor ConvGRUCell::step_from_gates(const Tensor& ig, const Tensor& h_in) {
   Tensor hg = (*h2h_)(h);  // (B, 3C, H, W)
   MEMEL_CHECK(!ig.defined() || hg.shape() == ig.shape(), "[ConvGRUCell] state gates ", shape_str(hg.shape()),
               " do not match input gates ", shape_str(ig.shape()), " (state of the wrong size?)");
-  auto s = split(hg, {C, C, C}, 1);  // reset, update, new
-  Tensor r, z, cand;
-  if (ig.defined()) {
-    auto i = split(ig, {C, C, C}, 1);
-    r = sigmoid(i[0] + s[0]);
-    z = sigmoid(i[1] + s[1]);
-    cand = activate(i[2] + r * s[2]);
-  } else {
-    r = sigmoid(s[0]);
-    z = sigmoid(s[1]);
-    cand = activate(r * s[2]);
-  }
+  Tensor cand = gru_candidate(ig, hg, opt_.activation == "tanh", opt_.leaky_slope);
   cand = tap("candidate", cand);  // (B, C, H, W)
-  return add(neg(z), 1.0) * cand + z * h;  // h = (1 - z) * h_cand + z * h_prev
+  return gru_update(ig, hg, cand, h);  // (1 - z) * cand + z * h
 }
 
 Tensor ConvGRUCell::step(const Tensor& x, const Tensor& h) {

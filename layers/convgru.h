@@ -59,7 +59,6 @@ class ConvGRUCell : public Module {
  private:
   // One step from precomputed input gates ig (B, 3C, H, W) or undefined.
   Tensor step_from_gates(const Tensor& ig, const Tensor& h);
-  Tensor activate(const Tensor& x) const;
 
   ConvGRUOptions opt_;
   std::shared_ptr<Conv2d> i2h_, h2h_;

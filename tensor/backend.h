@@ -5,6 +5,7 @@
 // arguments are contiguous and outputs are preallocated with the right shape/dtype.
 #include <cstdint>
 
+#include "core/error.h"
 #include "tensor/tensor.h"
 
 namespace memel {
@@ -82,6 +83,18 @@ class Backend {
   // col2im: accumulates cols (N, C*kh*kw, OH*OW) into x (N, C, H, W) (x is zeroed first).
   virtual void col2im(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                       Tensor& x) = 0;
+  // Winograd convolution (CPU: tensor/cpu/winograd.cpp) for groups 1, stride 1, dilation 1
+  // and a square kernel: x (N, C, H, W), w (Co, C, k, k), y (N, Co, OH, OW) with
+  // OH = H + 2 ph - k + 1. Ops call it only for a kernel size the backend reports. The
+  // backward writes gx and/or gw from gy; an undefined one is not computed.
+  virtual bool winograd_supported(int64_t kernel) const { return false; }
+  virtual void winograd_conv2d(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y) {
+    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
+  }
+  virtual void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw,
+                                        Tensor& gx, Tensor& gw) {
+    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
+  }
   // Pooling over (N, C, H, W). Max pooling records the argmax (I64, flat index in H*W).
   virtual void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y,
                           Tensor& argmax) = 0;
@@ -105,6 +118,18 @@ class Backend {
   virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                                   const Tensor& lse, const Tensor& gout, double scale, double p, uint64_t seed,
                                   uint64_t offset, Tensor& gq, Tensor& gk, Tensor& gv) = 0;
+
+  // Fused ConvGRU gates (see gru_candidate / gru_update in autograd/ops.h): gate tensors
+  // xg (undefined for a cell without input) and hg (B, 3C, L) with thirds (reset, update,
+  // new); cand, h, out (B, C, L). tanh_act picks tanh over leaky ReLU with `slope`.
+  virtual void gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand) = 0;
+  // gxg (undefined when xg is) and ghg from gcand; their update thirds are set to 0.
+  virtual void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
+                                      bool tanh_act, double slope, Tensor& gxg, Tensor& ghg) = 0;
+  virtual void gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out) = 0;
+  // gxg and ghg get their update thirds (the others set to 0); gcand and gh.
+  virtual void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+                                   const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh) = 0;
 
   // Cross-entropy on logits (rows, classes) with integer targets (rows). Per-row loss
   // written to `loss` (0 for ignored rows); `lse` (rows) saved for the backward.

@@ -8,8 +8,6 @@
 // q k^T product per head), and regenerates the dropout mask from the counter-based RNG.
 #include "tensor/cpu/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,21 +15,11 @@
 
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "tensor/cpu/blas.h"
 #include "tensor/cpu/vec_math.h"
 
 namespace memel::cpu {
 namespace {
-
-inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
-                 float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
-              ldb, beta, c, ldc);
-}
-inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                 int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
-              ldb, beta, c, ldc);
-}
 
 // A (B, H, rows, cols) view: pointer arithmetic for one (b, h) matrix.
 template <typename T>
@@ -59,7 +47,7 @@ struct View4 {
 template <typename T>
 void scores(const View4<T>& q, const View4<T>& k, const View4<T>& m, int64_t b, int64_t h, T scale, T* s) {
   const int Tq = int(q.rows), Tk = int(k.rows), D = int(q.cols);
-  gemm(false, true, Tq, Tk, D, scale, q.at(b, h), q.ld(), k.at(b, h), k.ld(), T(0), s, Tk);
+  blas_gemm(false, true, Tq, Tk, D, scale, q.at(b, h), q.ld(), k.at(b, h), k.ld(), T(0), s, Tk);
   if (!m.base) return;
   const T* mp = m.at(b, h);
   for (int64_t i = 0; i < Tq; ++i) {
@@ -138,7 +126,7 @@ void forward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Te
         }
       }
       // out (Tq, Dv) = P (Tq, Tk) v (Tk, Dv)
-      gemm(false, false, int(Tq), int(Dv), int(Tk), T(1), s.data(), int(Tk), v.at(b, h), v.ld(), T(0), o.at(b, h),
+      blas_gemm(false, false, int(Tq), int(Dv), int(Tk), T(1), s.data(), int(Tk), v.at(b, h), v.ld(), T(0), o.at(b, h),
            o.ld());
     }
   });
@@ -171,7 +159,7 @@ void backward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const T
           exp_shift(r, Tk, l);
       }
       // dPd (Tq, Tk) = gout (Tq, Dv) v^T (Dv, Tk): gradient w.r.t. the dropped probabilities.
-      gemm(false, true, int(Tq), int(Tk), int(Dv), T(1), go.at(b, h), go.ld(), v.at(b, h), v.ld(), T(0), dp.data(),
+      blas_gemm(false, true, int(Tq), int(Tk), int(Dv), T(1), go.at(b, h), go.ld(), v.at(b, h), v.ld(), T(0), dp.data(),
            int(Tk));
       const T* used = pr.data();  // the probabilities that multiplied v
       if (drop) {
@@ -188,7 +176,7 @@ void backward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const T
         used = pd.data();
       }
       // gv (Tk, Dv) = Pd^T (Tk, Tq) gout (Tq, Dv)
-      gemm(true, false, int(Tk), int(Dv), int(Tq), T(1), used, int(Tk), go.at(b, h), go.ld(), T(0), gv.at(b, h),
+      blas_gemm(true, false, int(Tk), int(Dv), int(Tq), T(1), used, int(Tk), go.at(b, h), go.ld(), T(0), gv.at(b, h),
            gv.ld());
       // dS = P * (dP - rowsum(dP * P)), in place in dp.
       for (int64_t i = 0; i < Tq; ++i) {
@@ -198,9 +186,9 @@ void backward_impl(const Tensor& qt, const Tensor& kt, const Tensor& vt, const T
         for (int64_t j = 0; j < Tk; ++j) d[j] = r[j] * (d[j] - dot);
       }
       // gq (Tq, D) = scale * dS (Tq, Tk) k (Tk, D);  gk (Tk, D) = scale * dS^T (Tk, Tq) q (Tq, D)
-      gemm(false, false, int(Tq), int(D), int(Tk), sc, dp.data(), int(Tk), k.at(b, h), k.ld(), T(0), gq.at(b, h),
+      blas_gemm(false, false, int(Tq), int(D), int(Tk), sc, dp.data(), int(Tk), k.at(b, h), k.ld(), T(0), gq.at(b, h),
            gq.ld());
-      gemm(true, false, int(Tk), int(D), int(Tq), sc, dp.data(), int(Tk), q.at(b, h), q.ld(), T(0), gk.at(b, h),
+      blas_gemm(true, false, int(Tk), int(D), int(Tq), sc, dp.data(), int(Tk), q.at(b, h), q.ld(), T(0), gk.at(b, h),
            gk.ld());
     }
   });

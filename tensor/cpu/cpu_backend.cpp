@@ -13,8 +13,11 @@
 #include "core/rng.h"
 #include "tensor/backend.h"
 #include "tensor/cpu/attention.h"
+#include "tensor/cpu/blas.h"
+#include "tensor/cpu/gru.h"
 #include "tensor/cpu/strided.h"
 #include "tensor/cpu/vec_math.h"
+#include "tensor/cpu/winograd.h"
 
 namespace memel {
 namespace cpu {
@@ -112,17 +115,6 @@ inline T binary_fn(BinaryOp op, T a, T b) {
     case BinaryOp::Le: return T(a <= b);
   }
   return a;
-}
-
-inline void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
-                      int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
-              ldb, beta, c, ldc);
-}
-inline void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
-                      int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
-              ldb, beta, c, ldc);
 }
 
 // Instantiates a loop with the op fixed at compile time so the compiler vectorises it.
@@ -851,6 +843,30 @@ class CpuBackend final : public Backend {
       if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
       else run(ids.data<int32_t>());
     });
+  }
+
+  void gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand) override {
+    cpu::gru_candidate(xg, hg, tanh_act, slope, cand);
+  }
+  void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
+                              bool tanh_act, double slope, Tensor& gxg, Tensor& ghg) override {
+    cpu::gru_candidate_backward(xg, hg, cand, gcand, tanh_act, slope, gxg, ghg);
+  }
+  void gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out) override {
+    cpu::gru_update(xg, hg, cand, h, out);
+  }
+  void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+                           const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh) override {
+    cpu::gru_update_backward(xg, hg, cand, h, gout, gxg, ghg, gcand, gh);
+  }
+
+  bool winograd_supported(int64_t kernel) const override { return cpu::winograd_supported(kernel); }
+  void winograd_conv2d(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y) override {
+    winograd_conv2d_forward(x, w, ph, pw, y);
+  }
+  void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw, Tensor& gx,
+                                Tensor& gw) override {
+    cpu::winograd_conv2d_backward(x, w, gy, ph, pw, gx, gw);
   }
 
   void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols) override {

@@ -20,6 +20,8 @@
 #include "layers/swin.h"
 #include "autograd/ops.h"
 #include "autograd/registry.h"
+#include "core/thread_pool.h"
+#include "support.h"
 
 using namespace memel;
 using autograd::TensorList;
@@ -380,6 +382,33 @@ std::vector<GradCase> build_cases() {
   conv("everything: stride 2, pad 1, dilation 2, groups 2", {2, 4, 8, 7}, {4, 2, 3, 2}, true,
        conv_opts(2, 2, 1, 1, 2, 2, 2), 178);
   conv("1x1 kernel", {2, 3, 3, 3}, {2, 3, 1, 1}, true, conv_opts(1, 1, 0, 0), 181);
+  auto winograd = [](Conv2dOptions o) {
+    o.algorithm = ConvAlgorithm::Winograd;
+    return o;
+  };
+  conv("Winograd F(4x4, 3x3), padding 1, partial tiles", {2, 3, 7, 6}, {4, 3, 3, 3}, true,
+       winograd(conv_opts(1, 1, 1, 1)), 184);
+  conv("Winograd F(2x2, 5x5), padding (2, 1), odd output", {1, 2, 7, 8}, {3, 2, 5, 5}, true,
+       winograd(conv_opts(1, 1, 2, 1)), 187);
+  conv("Winograd 3x3 without padding, no bias", {1, 2, 6, 9}, {2, 2, 3, 3}, false, winograd(conv_opts(1, 1, 0, 0)),
+       221);
+
+  // --- recurrent cells ------------------------------------------------------------------
+  add_case("gru_candidate", "leaky 0.2, input and state gates", [] {
+             return TensorList{uni({2, 6, 3, 2}, -2, 2, 230), uni({2, 6, 3, 2}, -2, 2, 231)};
+           },
+           [](const TensorList& x) { return gru_candidate(x[0], x[1], false, 0.2); });
+  add_case("gru_candidate", "tanh, no input gates", [] { return TensorList{uni({1, 9, 4}, -2, 2, 232)}; },
+           [](const TensorList& x) { return gru_candidate(Tensor(), x[0], true, 0.0); });
+  add_case("gru_update", "input and state gates", [] {
+             return TensorList{uni({2, 6, 3, 2}, -2, 2, 233), uni({2, 6, 3, 2}, -2, 2, 234),
+                               uni({2, 2, 3, 2}, -1, 1, 235), uni({2, 2, 3, 2}, -1, 1, 236)};
+           },
+           [](const TensorList& x) { return gru_update(x[0], x[1], x[2], x[3]); });
+  add_case("gru_update", "no input gates", [] {
+             return TensorList{uni({1, 9, 4}, -2, 2, 237), uni({1, 3, 4}, -1, 1, 238), uni({1, 3, 4}, -1, 1, 239)};
+           },
+           [](const TensorList& x) { return gru_update(Tensor(), x[0], x[1], x[2]); });
 
   auto convt = [&](const char* variant, Shape xs, Shape ws, bool bias, Conv2dOptions o, uint64_t seed) {
     const int64_t co = ws[1] * o.groups;
@@ -582,4 +611,57 @@ TEST_CASE("gradcheck: dropout mask is deterministic for a seed and not trivial")
   }
   CHECK(zeros > 240);
   CHECK(zeros < 360);
+}
+
+// The Winograd algorithm against im2col + GEMM in float32, at the sizes where Auto picks it
+// (the ConvGRU cells of the nowcasting models) and at awkward ones: forward and both
+// gradients agree up to float rounding; results do not depend on the thread count.
+TEST_CASE("conv2d: Winograd matches im2col + GEMM in float32") {
+  struct Case {
+    Shape x, w;
+    int pad;
+  };
+  const Case cases[] = {
+      {{2, 64, 48, 48}, {192, 64, 5, 5}, 2},   // ConvGRU h2h, bottom level of convgru-w4
+      {{2, 192, 8, 8}, {576, 192, 3, 3}, 1},   // top level
+      {{3, 17, 11, 13}, {19, 17, 3, 3}, 1},    // partial tiles both ways
+      {{1, 16, 9, 10}, {20, 16, 5, 5}, 1},     // padding smaller than the kernel's half
+      {{2, 5, 6, 7}, {3, 5, 3, 3}, 0},         // no padding; Auto would not pick it
+  };
+  for (const Case& c : cases) {
+    INFO("x ", shape_str(c.x), " w ", shape_str(c.w), " pad ", c.pad);
+    Generator g(11);
+    Tensor x = Tensor::uniform(c.x, -1, 1, DType::F32, &g), w = Tensor::uniform(c.w, -0.2, 0.2, DType::F32, &g);
+    Tensor gy = Tensor::uniform({c.x[0], c.w[0], c.x[2] + 2 * c.pad - c.w[2] + 1, c.x[3] + 2 * c.pad - c.w[3] + 1},
+                                -1, 1, DType::F32, &g);
+    auto run = [&](ConvAlgorithm algo, int threads, DType dt) {
+      const int before = num_threads();
+      set_num_threads(threads);
+      Tensor xa = x.to_dtype(dt).detach().set_requires_grad(), wa = w.to_dtype(dt).detach().set_requires_grad();
+      Conv2dOptions o = conv_opts(1, 1, c.pad, c.pad);
+      o.algorithm = algo;
+      Tensor y = conv2d(xa, wa, Tensor(), o);
+      backward(sum(mul(y, gy.to_dtype(dt))));
+      set_num_threads(before);
+      return TensorList{y.detach(), xa.grad(), wa.grad()};
+    };
+    // Reference: GEMM in float64. Winograd's rounding error is a few times GEMM's.
+    const TensorList ref = run(ConvAlgorithm::Gemm, 2, DType::F64);
+    const TensorList gemm = run(ConvAlgorithm::Gemm, 2, DType::F32);
+    const TensorList win = run(ConvAlgorithm::Winograd, 2, DType::F32);
+    const TensorList win1 = run(ConvAlgorithm::Winograd, 1, DType::F32);
+    const char* what[] = {"output", "input gradient", "weight gradient"};
+    for (size_t i = 0; i < 3; ++i) {
+      const double e_win = rel_err(win[i], ref[i]), e_gemm = rel_err(gemm[i], ref[i]);
+      INFO(what[i], ": Winograd ", e_win, ", GEMM ", e_gemm);
+      CHECK(e_win < 3e-5);
+      CHECK(max_abs_diff(win1[i], win[i]) == 0.0);
+    }
+  }
+  // Where it does not apply, forcing it is an error that says why.
+  Conv2dOptions o = conv_opts(2, 2, 1, 1);
+  o.algorithm = ConvAlgorithm::Winograd;
+  CHECK(error_of([&] { conv2d(Tensor::ones({1, 2, 8, 8}), Tensor::ones({2, 2, 3, 3}), Tensor(), o); }) ==
+        "[conv2d] the Winograd algorithm needs groups 1, stride 1, dilation 1 and a square kernel of a size the cpu "
+        "backend supports; got a 3x3 kernel, stride (2, 2), dilation (1, 1), groups 1");
 }

@@ -3,7 +3,8 @@
 // convgru_parity.py), with the same weights and inputs exchanged through safetensors
 // files. Our side runs in float32, the reference in float64, over 5 time steps.
 // Metric, per tensor: max |ours - reference| / max |reference|; the output, the input
-// gradient and every parameter gradient must be below 1e-4.
+// gradient and every parameter gradient must be below 1e-4. One cell is large enough to
+// run on the Winograd convolution.
 // Skips (with a message) when /usr/bin/python3 cannot import torch.
 #include <doctest/doctest.h>
 
@@ -114,6 +115,15 @@ TEST_CASE("convgru parity: cells and a two-level encoder-forecaster vs PyTorch, 
     o.hidden_channels = 4;
     o.h2h_kernel = Size2(5);
     cases.push_back(cell_case("cell_leaky", o, {2, 5, 3, 9, 9}, false));
+  }
+  {
+    // Channels and frames large enough for conv2d's Auto to take the Winograd algorithm for
+    // both convolutions (3x3 i2h, 5x5 h2h; see ConvAlgorithm), as in the HKO-7 models.
+    ConvGRUOptions o;
+    o.input_channels = 16;
+    o.hidden_channels = 16;
+    o.h2h_kernel = Size2(5);
+    cases.push_back(cell_case("cell_winograd", o, {2, 5, 16, 9, 10}, true));
   }
   {
     // tanh, strided i2h (9x10 -> 5x5 state), dilated rectangular h2h, a given state.
