@@ -27,6 +27,10 @@ Tensor contiguous(const Tensor& x);                   // x itself when already c
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
 Tensor stack(const std::vector<Tensor>& xs, int64_t axis);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis);
+// The views x[..., i, ...] along `axis`, as select for every i, recorded as one node whose
+// backward stacks their gradients once (select in a loop would zero-fill x's whole shape
+// for every i).
+std::vector<Tensor> unbind(const Tensor& x, int64_t axis);
 Tensor roll(const Tensor& x, const std::vector<int64_t>& shifts, const Axes& axes);  // cyclic shift
 // Constant padding of the last axes: pads = {last_lo, last_hi, prev_lo, prev_hi, ...}.
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0.0);

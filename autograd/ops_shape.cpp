@@ -13,6 +13,7 @@ MEMEL_REGISTER_OP("expand");
 MEMEL_REGISTER_OP("contiguous");
 MEMEL_REGISTER_OP("concat");
 MEMEL_REGISTER_OP("pad");
+MEMEL_REGISTER_OP("unbind");
 
 namespace detail {
 Tensor broadcast_view(const Tensor& t, const Shape& shape) {
@@ -241,6 +242,18 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t axis) {
     u.push_back(unsqueeze(xs[i], axis));
   }
   return concat(u, axis);
+}
+
+std::vector<Tensor> unbind(const Tensor& x, int64_t axis) {
+  axis = wrap_axis(axis, x.dim(), "unbind");
+  const int64_t n = x.shape()[axis];
+  Shape s = x.shape(), st = x.strides();
+  s.erase(s.begin() + axis);
+  st.erase(st.begin() + axis);
+  TensorList parts;
+  for (int64_t i = 0; i < n; ++i) parts.push_back(x.as_strided(s, st, x.offset() + i * x.strides()[axis]));
+  if (n == 0) return parts;
+  return autograd::record("unbind", parts, {x}, [axis](const TensorList& g) -> TensorList { return {stack(g, axis)}; });
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis) {

@@ -77,12 +77,12 @@ Tensor ConvGRUCell::forward_sequence(const Tensor& x, const Tensor& h0) {
                 shape_str(h0.shape()));
   // All input gates at once: (B*T, Cin, H, W) -> (B*T, 3C, H', W') -> (B, T, 3C, H', W')
   Tensor g = (*i2h_)(reshape(x, {B * T, x.size(2), x.size(3), x.size(4)}));
-  g = reshape(g, {B, T, g.size(1), g.size(2), g.size(3)});
+  std::vector<Tensor> gs = unbind(reshape(g, {B, T, g.size(1), g.size(2), g.size(3)}), 1);
   std::vector<Tensor> hs;
   hs.reserve(size_t(T));
   Tensor h = h0;
   for (int64_t t = 0; t < T; ++t) {
-    h = step_from_gates(select(g, 1, t), h);
+    h = step_from_gates(gs[size_t(t)], h);
     hs.push_back(h);
   }
   return stack(hs, 1);  // (B, T, C, H', W')

@@ -147,6 +147,11 @@ std::vector<GradCase> build_cases() {
            [](const TensorList& x) { return concat({x[0], x[1], transpose(x[2], 0, 1)}, 1); });
   add_case("concat", "stack and roll", [] { return TensorList{uni({2, 3}, -1, 1, 15), uni({2, 3}, -1, 1, 16)}; },
            [](const TensorList& x) { return roll(stack({x[0], x[1]}, 1), {1, -1}, {0, 2}); });
+  add_case("unbind", "axis 1, parts used unevenly, one unused", [] { return TensorList{uni({2, 4, 3}, -1, 1, 19)}; },
+           [](const TensorList& x) {
+             std::vector<Tensor> p = unbind(x[0], 1);  // four (2, 3) views
+             return add(mul(p[0], p[2]), mul(p[3], 3.0));
+           });
   add_case("pad", "last two axes, constant 0.5", [] { return TensorList{uni({2, 3, 4}, -1, 1, 17)}; },
            [](const TensorList& x) { return pad(x[0], {1, 2, 0, 1}, 0.5); });
   add_case("pad", "of a transposed input", [] { return TensorList{uni({3, 2}, -1, 1, 18)}; },
