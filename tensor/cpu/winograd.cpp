@@ -94,34 +94,35 @@ constexpr int kTile = 6;    // n: 4 + 3 - 1 and 2 + 5 - 1
 constexpr int kPoints = kTile * kTile;
 constexpr int64_t kBlock = 64;  // tiles transformed together, one vector lane each
 
-// Y[i][j][t] = sum_ab L[i][a] R[j][b] X[a][b][t] for nt tiles at once: X (p, q, nt),
-// Y (P, Q, nt), tmp (P, q, nt). The tile index is innermost, so every step is a vector
-// loop; zero entries of L and R (most of BT and AT) are skipped.
+// Y[i][j][t] = sum_ab L[i][a] R[j][b] X[a][b][t] for nt tiles at once: X (p, q) rows of
+// nt tiles, row k at X + k * xs; Y (P, Q) rows at Y + k * ys; tmp (P, q, nt). The tile
+// index is innermost, so every step is a vector loop; zero entries of L and R (most of
+// BT and AT) are skipped.
 template <typename T>
-void tile_transform(const T* L, int P, int p, const T* R, int Q, int q, const T* __restrict X, T* __restrict tmp,
-                    T* __restrict Y, int64_t nt) {
-  for (int i = 0; i < P; ++i)
-    for (int b = 0; b < q; ++b) {
-      T* o = tmp + (i * q + b) * nt;
-      std::fill(o, o + nt, T(0));
-      for (int a = 0; a < p; ++a) {
-        const T c = L[i * p + a];
-        if (c == T(0)) continue;
-        const T* xa = X + (a * q + b) * nt;
-        for (int64_t t = 0; t < nt; ++t) o[t] += c * xa[t];
+void tile_transform(const T* L, int P, int p, const T* R, int Q, int q, const T* X, int64_t xs, T* __restrict tmp,
+                    T* Y, int64_t ys, int64_t nt) {
+  // o[t] = sum_k c[k] * rows[k][t] over the nonzero c[k]
+  auto combine = [nt](T* __restrict o, const T* c, int n, int cstride, auto row) {
+    bool first = true;
+    for (int k = 0; k < n; ++k) {
+      const T ck = c[k * cstride];
+      if (ck == T(0)) continue;
+      const T* __restrict xk = row(k);
+      if (first) {
+        for (int64_t t = 0; t < nt; ++t) o[t] = ck * xk[t];
+      } else {
+        for (int64_t t = 0; t < nt; ++t) o[t] += ck * xk[t];
       }
+      first = false;
     }
+    if (first) std::fill(o, o + nt, T(0));
+  };
   for (int i = 0; i < P; ++i)
-    for (int j = 0; j < Q; ++j) {
-      T* o = Y + (i * Q + j) * nt;
-      std::fill(o, o + nt, T(0));
-      for (int b = 0; b < q; ++b) {
-        const T c = R[j * q + b];
-        if (c == T(0)) continue;
-        const T* tb = tmp + (i * q + b) * nt;
-        for (int64_t t = 0; t < nt; ++t) o[t] += c * tb[t];
-      }
-    }
+    for (int b = 0; b < q; ++b)
+      combine(tmp + (i * q + b) * nt, L + i * p, p, 1, [&](int a) { return X + (a * q + b) * xs; });
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < Q; ++j)
+      combine(Y + (i * Q + j) * ys, R + j * q, q, 1, [&](int b) { return tmp + (i * q + b) * nt; });
 }
 
 // The matrices in T, and the shapes of one convolution.
@@ -179,19 +180,26 @@ struct Plan {
       std::vector<T> buf(size_t(3 * kPoints * kBlock));
       for (int64_t ci = c0; ci < c1; ++ci)
         for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
+          T* tmp = X + kPoints * nt;
           for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
             const T* xp = x + (img * C + ci) * H * W;
+            const int64_t y0 = oy - ph, x0 = ox - pw;
+            if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
+              const T* src = xp + y0 * W + x0;
+              for (int a = 0; a < kTile; ++a)
+                for (int b = 0; b < kTile; ++b) X[(a * kTile + b) * nt + k] = src[a * W + b];
+              return;
+            }
             for (int a = 0; a < kTile; ++a) {
-              const int64_t yy = oy - ph + a;
+              const int64_t yy = y0 + a;
               for (int b = 0; b < kTile; ++b) {
-                const int64_t xx = ox - pw + b;
+                const int64_t xx = x0 + b;
                 X[(a * kTile + b) * nt + k] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? xp[yy * W + xx] : T(0);
               }
             }
           });
-          tile_transform(BT, kTile, kTile, BT, kTile, kTile, X, tmp, Y, nt);  // BT d BT^T
-          for (int e = 0; e < kPoints; ++e) std::copy(Y + e * nt, Y + (e + 1) * nt, V + (e * C + ci) * tiles + t0);
+          // BT d BT^T, straight into V
+          tile_transform(BT, kTile, kTile, BT, kTile, kTile, X, nt, tmp, V + ci * tiles + t0, C * tiles, nt);
         });
     });
   }
@@ -204,15 +212,22 @@ struct Plan {
         for (int64_t img = 0; img < N; ++img) std::fill_n(gx + (img * C + ci) * H * W, H * W, T(0));
         for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
           T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
-          for (int e = 0; e < kPoints; ++e) std::copy_n(dV + (e * C + ci) * tiles + t0, nt, X + e * nt);
-          tile_transform(B, kTile, kTile, B, kTile, kTile, X, tmp, Y, nt);  // BT^T dV BT
+          // BT^T dV BT, straight from dV
+          tile_transform(B, kTile, kTile, B, kTile, kTile, dV + ci * tiles + t0, C * tiles, tmp, Y, nt, nt);
           for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
             T* gp = gx + (img * C + ci) * H * W;
+            const int64_t y0 = oy - ph, x0 = ox - pw;
+            if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
+              T* dst = gp + y0 * W + x0;
+              for (int a = 0; a < kTile; ++a)
+                for (int b = 0; b < kTile; ++b) dst[a * W + b] += Y[(a * kTile + b) * nt + k];
+              return;
+            }
             for (int a = 0; a < kTile; ++a) {
-              const int64_t yy = oy - ph + a;
+              const int64_t yy = y0 + a;
               if (yy < 0 || yy >= H) continue;
               for (int b = 0; b < kTile; ++b) {
-                const int64_t xx = ox - pw + b;
+                const int64_t xx = x0 + b;
                 if (xx >= 0 && xx < W) gp[yy * W + xx] += Y[(a * kTile + b) * nt + k];
               }
             }
@@ -229,8 +244,8 @@ struct Plan {
       for (int64_t co = o0; co < o1; ++co)
         for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
           T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
-          for (int e = 0; e < kPoints; ++e) std::copy_n(M + (e * Co + co) * tiles + t0, nt, X + e * nt);
-          tile_transform(AT, m, kTile, AT, m, kTile, X, tmp, Y, nt);  // AT M AT^T
+          // AT M AT^T, straight from M
+          tile_transform(AT, m, kTile, AT, m, kTile, M + co * tiles + t0, Co * tiles, tmp, Y, nt, nt);
           for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
             T* yp = y + (img * Co + co) * OH * OW;
             for (int a = 0; a < m && oy + a < OH; ++a)
@@ -246,15 +261,15 @@ struct Plan {
       std::vector<T> buf(size_t(3 * kPoints * kBlock));
       for (int64_t co = o0; co < o1; ++co)
         for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
+          T* tmp = X + kPoints * nt;
           for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
             const T* gp = gy + (img * Co + co) * OH * OW;
             for (int a = 0; a < m; ++a)
               for (int b = 0; b < m; ++b)
                 X[(a * m + b) * nt + k] = (oy + a < OH && ox + b < OW) ? gp[(oy + a) * OW + ox + b] : T(0);
           });
-          tile_transform(A, kTile, m, A, kTile, m, X, tmp, Y, nt);  // AT^T gy AT
-          for (int e = 0; e < kPoints; ++e) std::copy(Y + e * nt, Y + (e + 1) * nt, dM + (e * Co + co) * tiles + t0);
+          // AT^T gy AT, straight into dM
+          tile_transform(A, kTile, m, A, kTile, m, X, nt, tmp, dM + co * tiles + t0, Co * tiles, nt);
         });
     });
   }
