@@ -128,6 +128,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // channels and the image are large enough for it to be faster, Gemm otherwise.
 enum class ConvAlgorithm : uint8_t { Auto, Gemm, Winograd };
 
+// While one lives on a thread, conv2d's Winograd algorithm transforms each weight tensor
+// once and reuses the result there: for a recurrent cell, which applies the same kernels
+// at every step (ConvGRUCell opens one per sequence). Weights must not change in place
+// while it lives. Nested scopes share the outermost one's cache.
+class ConvWeightReuse {
+ public:
+  ConvWeightReuse();
+  ~ConvWeightReuse();
+  ConvWeightReuse(const ConvWeightReuse&) = delete;
+  ConvWeightReuse& operator=(const ConvWeightReuse&) = delete;
+};
+
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
   int out_pad_h = 0, out_pad_w = 0;  // transposed convolution only

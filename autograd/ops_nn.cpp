@@ -179,7 +179,30 @@ bool use_winograd(const Tensor& x, int64_t C, int64_t Co, int64_t kh, int64_t kw
   return applies && C >= 16 && Co >= 16 && OH * OW >= 64;
 }
 
+// The weights of the open ConvWeightReuse scopes. Each entry keeps its weight's storage
+// alive, so no other tensor can take its address while the scope lives.
+struct ReusedWeight {
+  Tensor w, U;
+};
+thread_local int t_reuse_depth = 0;
+thread_local std::vector<ReusedWeight> t_reused;
+
+// w (contiguous) in the Winograd domain, from the open scope's cache when there is one.
+Tensor winograd_weight(const Tensor& w) {
+  if (t_reuse_depth > 0)
+    for (const ReusedWeight& r : t_reused)
+      if (r.w.raw_data() == w.raw_data() && r.w.shape() == w.shape() && r.w.dtype() == w.dtype()) return r.U;
+  Tensor U = backend_for(w).winograd_weight(w);
+  if (t_reuse_depth > 0) t_reused.push_back({w, U});
+  return U;
+}
+
 }  // namespace
+
+ConvWeightReuse::ConvWeightReuse() { ++t_reuse_depth; }
+ConvWeightReuse::~ConvWeightReuse() {
+  if (--t_reuse_depth == 0) t_reused.clear();
+}
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
   check_conv_args(x_in, w_in, bias, o, "conv2d", false);
@@ -192,8 +215,9 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
   const bool winograd = use_winograd(x, C, Co, kh, kw, OH, OW, o);
   Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
+  const Tensor U = winograd ? winograd_weight(w) : Tensor();
   if (winograd) {
-    backend_for(x).winograd_conv2d(x, w, o.pad_h, o.pad_w, y);
+    backend_for(x).winograd_conv2d(x, w, U, o.pad_h, o.pad_w, y);
   } else {
     // Not saved: the backward rebuilds the columns from x (kh*kw times smaller).
     Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
@@ -210,7 +234,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
     if (winograd) {
       if (gx) gxt = empty_like(x);
       if (gw) gwt = Tensor::empty(w.shape(), w.dtype(), w.device());
-      backend_for(x).winograd_conv2d_backward(x, w, gy, o.pad_h, o.pad_w, gxt, gwt);
+      backend_for(x).winograd_conv2d_backward(x, w, U, gy, o.pad_h, o.pad_w, gxt, gwt);
     }
     if (gw && !winograd) {
       Tensor xcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());

@@ -75,6 +75,7 @@ Tensor ConvGRUCell::forward_sequence(const Tensor& x, const Tensor& h0) {
     MEMEL_CHECK(h0.dim() == 4 && h0.size(0) == B && h0.size(1) == opt_.hidden_channels,
                 "[ConvGRUCell] initial state must be (", B, ", ", opt_.hidden_channels, ", H, W), got ",
                 shape_str(h0.shape()));
+  ConvWeightReuse reuse;  // h2h's kernels are transformed once for all steps
   // All input gates at once: (B*T, Cin, H, W) -> (B*T, 3C, H', W') -> (B, T, 3C, H', W')
   Tensor g = (*i2h_)(reshape(x, {B * T, x.size(2), x.size(3), x.size(4)}));
   std::vector<Tensor> gs = unbind(reshape(g, {B, T, g.size(1), g.size(2), g.size(3)}), 1);
@@ -93,6 +94,7 @@ Tensor ConvGRUCell::unroll(const Tensor& h0, int64_t steps) {
               "[ConvGRUCell] unroll needs a state (B, ", opt_.hidden_channels, ", H, W), got ",
               h0.defined() ? shape_str(h0.shape()) : std::string("none"));
   MEMEL_CHECK(steps > 0, "[ConvGRUCell] unroll steps must be positive, got ", steps);
+  ConvWeightReuse reuse;  // h2h's kernels are transformed once for all steps
   std::vector<Tensor> hs;
   hs.reserve(size_t(steps));
   Tensor h = h0;

@@ -85,16 +85,21 @@ class Backend {
                       Tensor& x) = 0;
   // Winograd convolution (CPU: tensor/cpu/winograd.cpp) for groups 1, stride 1, dilation 1
   // and a square kernel: x (N, C, H, W), w (Co, C, k, k), y (N, Co, OH, OW) with
-  // OH = H + 2 ph - k + 1. Ops call it only for a kernel size the backend reports. The
+  // OH = H + 2 ph - k + 1. Ops call it only for a kernel size the backend reports.
+  // winograd_weight returns w in the transformed domain; the convolution takes both. The
   // backward writes gx and/or gw from gy; an undefined one is not computed.
   virtual bool winograd_supported(int64_t kernel) const { return false; }
-  virtual void winograd_conv2d(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y) {
+  virtual Tensor winograd_weight(const Tensor& w) {
     MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
   }
-  virtual void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw,
-                                        Tensor& gx, Tensor& gw) {
+  virtual void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) {
     MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
   }
+  virtual void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph,
+                                        int pw, Tensor& gx, Tensor& gw) {
+    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
+  }
+
   // Pooling over (N, C, H, W). Max pooling records the argmax (I64, flat index in H*W).
   virtual void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y,
                           Tensor& argmax) = 0;

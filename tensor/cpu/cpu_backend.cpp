@@ -861,12 +861,13 @@ class CpuBackend final : public Backend {
   }
 
   bool winograd_supported(int64_t kernel) const override { return cpu::winograd_supported(kernel); }
-  void winograd_conv2d(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y) override {
-    winograd_conv2d_forward(x, w, ph, pw, y);
+  Tensor winograd_weight(const Tensor& w) override { return cpu::winograd_weight(w); }
+  void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) override {
+    winograd_conv2d_forward(x, w, U, ph, pw, y);
   }
-  void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw, Tensor& gx,
-                                Tensor& gw) override {
-    cpu::winograd_conv2d_backward(x, w, gy, ph, pw, gx, gw);
+  void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
+                                Tensor& gx, Tensor& gw) override {
+    cpu::winograd_conv2d_backward(x, w, U, gy, ph, pw, gx, gw);
   }
 
   void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols) override {

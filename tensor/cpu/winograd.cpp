@@ -131,9 +131,9 @@ struct Plan {
   int m, r;
   T AT[kPoints], A[kPoints], BT[kPoints], B[kPoints];
   std::vector<T> GG;  // (36, r*r): kron(G, G), so that U[e] = sum_ab GG[e][ab] g[ab]
-  int64_t N, C, H, W, Co, OH, OW, ph, pw, tiles_h, tiles_w, tiles;
+  int64_t N = 0, C, H = 0, W = 0, Co, OH = 0, OW = 0, ph = 0, pw = 0, tiles_h = 0, tiles_w = 0, tiles = 0;
 
-  Plan(const Tensor& x, const Tensor& w, int pad_h, int pad_w) {
+  explicit Plan(const Tensor& w) {
     r = int(w.shape()[2]);
     MEMEL_CHECK(winograd_supported(r) && w.shape()[3] == r, "[winograd] no algorithm for a ", w.shape()[2], "x",
                 w.shape()[3], " kernel");
@@ -149,7 +149,13 @@ struct Plan {
         for (int a = 0; a < r; ++a)
           for (int b = 0; b < r; ++b)
             GG[size_t((i * kTile + j) * r * r + a * r + b)] = T(wm.G[size_t(i * r + a)] * wm.G[size_t(j * r + b)]);
-    N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3], Co = w.shape()[0];
+    Co = w.shape()[0], C = w.shape()[1];
+  }
+
+  // The input's shapes and the tiling of the output.
+  Plan(const Tensor& x, const Tensor& w, int pad_h, int pad_w) : Plan(w) {
+    MEMEL_CHECK(x.shape()[1] == C, "[winograd] input has ", x.shape()[1], " channels, weight ", C);
+    N = x.shape()[0], H = x.shape()[2], W = x.shape()[3];
     ph = pad_h, pw = pad_w;
     OH = H + 2 * ph - r + 1, OW = W + 2 * pw - r + 1;
     MEMEL_CHECK(OH > 0 && OW > 0, "[winograd] input ", H, "x", W, " too small for a ", r, "x", r, " kernel");
@@ -312,7 +318,16 @@ Tensor scratch(const Tensor& like, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-void winograd_conv2d_forward(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y) {
+Tensor winograd_weight(const Tensor& w) {
+  Tensor U = Tensor::empty({kPoints, w.shape()[0], w.shape()[1]}, w.dtype(), w.device());
+  MEMEL_DISPATCH_FLOAT(w.dtype(), "winograd_weight", [&] {
+    using T = scalar_t;
+    Plan<T>(w).weight_transform(w.data<T>(), U.data<T>());
+  });
+  return U;
+}
+
+void winograd_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) {
   MEMEL_DISPATCH_FLOAT(x.dtype(), "winograd_conv2d", [&] {
     using T = scalar_t;
     const Plan<T> p(x, w, ph, pw);
@@ -320,8 +335,7 @@ void winograd_conv2d_forward(const Tensor& x, const Tensor& w, int ph, int pw, T
       std::fill(y.data<T>(), y.data<T>() + y.numel(), T(0));
       return;
     }
-    Tensor U = scratch(x, p.Co, p.C), V = scratch(x, p.C, p.tiles), M = scratch(x, p.Co, p.tiles);
-    p.weight_transform(w.data<T>(), U.data<T>());
+    Tensor V = scratch(x, p.C, p.tiles), M = scratch(x, p.Co, p.tiles);
     p.input_transform(x.data<T>(), V.data<T>());
     // M[e] (Co, tiles) = U[e] (Co, C) V[e] (C, tiles)
     Plan<T>::batched(false, false, p.Co, p.tiles, p.C, U.data<T>(), p.C, V.data<T>(), p.tiles, M.data<T>());
@@ -329,8 +343,8 @@ void winograd_conv2d_forward(const Tensor& x, const Tensor& w, int ph, int pw, T
   });
 }
 
-void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw, Tensor& gx,
-                              Tensor& gw) {
+void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
+                              Tensor& gx, Tensor& gw) {
   if (!gx.defined() && !gw.defined()) return;
   MEMEL_DISPATCH_FLOAT(x.dtype(), "winograd_conv2d_backward", [&] {
     using T = scalar_t;
@@ -343,8 +357,7 @@ void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy
     Tensor dM = scratch(x, p.Co, p.tiles);
     p.output_transform_adjoint(gy.data<T>(), dM.data<T>());
     if (gx.defined()) {
-      Tensor U = scratch(x, p.Co, p.C), dV = scratch(x, p.C, p.tiles);
-      p.weight_transform(w.data<T>(), U.data<T>());
+      Tensor dV = scratch(x, p.C, p.tiles);
       // dV[e] (C, tiles) = U[e]^T (C, Co) dM[e] (Co, tiles)
       Plan<T>::batched(true, false, p.C, p.tiles, p.Co, U.data<T>(), p.C, dM.data<T>(), p.tiles, dV.data<T>());
       p.input_transform_adjoint(dV.data<T>(), gx.data<T>());

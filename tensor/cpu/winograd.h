@@ -24,10 +24,13 @@ WinogradMatrices winograd_matrices(int m, int r);
 // Kernel sizes with a Winograd algorithm here, and the output tile used for each.
 bool winograd_supported(int64_t kernel);
 
-// x (N, C, H, W), w (Co, C, k, k), y (N, Co, H + 2 ph - k + 1, W + 2 pw - k + 1); float
-// or double, contiguous. The backward writes gx and/or gw; an undefined one is skipped.
-void winograd_conv2d_forward(const Tensor& x, const Tensor& w, int ph, int pw, Tensor& y);
-void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, int ph, int pw, Tensor& gx,
-                              Tensor& gw);
+// U (36, Co, C): the kernels of w (Co, C, k, k) in the transformed domain.
+Tensor winograd_weight(const Tensor& w);
+
+// x (N, C, H, W), w (Co, C, k, k) and its U, y (N, Co, H + 2 ph - k + 1, W + 2 pw - k + 1);
+// float or double, contiguous. The backward writes gx and/or gw; an undefined one is skipped.
+void winograd_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y);
+void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
+                              Tensor& gx, Tensor& gw);
 
 }  // namespace memel::cpu

@@ -663,6 +663,37 @@ TEST_CASE("conv2d: Winograd matches im2col + GEMM in float32") {
       CHECK(max_abs_diff(win1[i], win[i]) == 0.0);
     }
   }
+  // ConvWeightReuse: inside a scope the transformed kernels are reused, with identical
+  // results and gradients; after it, a weight changed in place is transformed again.
+  {
+    Generator g(12);
+    Tensor x = Tensor::uniform({2, 16, 9, 9}, -1, 1, DType::F32, &g);
+    Tensor w = Tensor::uniform({16, 16, 3, 3}, -0.2, 0.2, DType::F32, &g).set_requires_grad();
+    Conv2dOptions o = conv_opts(1, 1, 1, 1);
+    o.algorithm = ConvAlgorithm::Winograd;
+    auto twice = [&] {  // two applications of w, as two steps of a cell
+      w.zero_grad();
+      Tensor y = conv2d(tanh(conv2d(x, w, Tensor(), o)), w, Tensor(), o);
+      backward(sum(y));
+      return TensorList{y.detach(), w.grad()};
+    };
+    const TensorList plain = twice();
+    TensorList reused;
+    {
+      ConvWeightReuse scope;
+      reused = twice();
+    }
+    CHECK(max_abs_diff(reused[0], plain[0]) == 0.0);
+    CHECK(max_abs_diff(reused[1], plain[1]) == 0.0);
+    {
+      ConvWeightReuse scope;
+      conv2d(x, w, Tensor(), o);
+    }
+    w.detach().zero_();
+    const std::vector<double> y = conv2d(x, w, Tensor(), o).to_vector();
+    CHECK(*std::max_element(y.begin(), y.end()) == 0.0);
+    CHECK(*std::min_element(y.begin(), y.end()) == 0.0);
+  }
   // Where it does not apply, forcing it is an error that says why.
   Conv2dOptions o = conv_opts(2, 2, 1, 1);
   o.algorithm = ConvAlgorithm::Winograd;
