@@ -9,7 +9,8 @@
 #
 # Workloads by id (W1..W4) or name (bert-mini, swin-t, swin-mini, convgru). For each
 # workload and each thread count T, in this order: memel-bench at T, torch_ref.py at T,
-# memel-bench --memel paper at T (so memel and PyTorch alternate and drift hits both).
+# memel-bench --memel paired at T (so memel and PyTorch alternate and drift hits both; the
+# paired run times a plain and a paper-placement model with their steps interleaved).
 # --steps/--warmup apply to every workload (default 5 and 2); --heavy-steps/--heavy-warmup
 # override them for W2 and W4, whose steps take seconds. The GEMM ceiling: one round of
 # gemm_compare.sh at --gemm-size for the same thread counts, run first.
@@ -17,7 +18,8 @@
 # Summary table: memel's and PyTorch's best median step over the thread counts, the ratio
 # memel / PyTorch-best (below 1: memel faster), memel's achieved GFLOP/s at its best
 # (analytic FLOPs, see tools/memel-bench.cpp) and its share of the best GEMM rate measured
-# in this run, and the memel overhead paper / plain - 1 at memel's best thread count.
+# in this run, and the memel overhead at memel's best thread count: the paired run's
+# median over its step pairs of paper / plain - 1.
 # Quick run: bench/compare.sh --workloads W1,W3 --steps 3 --warmup 1 --no-gemm
 set -euo pipefail
 
@@ -47,7 +49,7 @@ while [ $# -gt 0 ]; do
     --no-gemm) do_gemm=0; shift ;;
     --no-paper) do_paper=0; shift ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -108,8 +110,8 @@ for W in "${names[@]}"; do
     echo "$W threads $T: pytorch" >&2
     record torch "$python" "$here/torch_ref.py" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu"
     if [ "$do_paper" = 1 ]; then
-      echo "$W threads $T: memel --memel paper" >&2
-      record memel-paper "$bench" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu" --memel paper
+      echo "$W threads $T: memel --memel paired" >&2
+      record memel-paired "$bench" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu" --memel paired
     fi
   done
 done
@@ -160,7 +162,7 @@ for w in sys.argv[3].split():
     ts = sorted(set().union(*[set(v) for v in d.values()])) if d else []
     for t in ts:
         m = d.get("memel", {}).get(t, {}).get("step_ms")
-        p = d.get("memel-paper", {}).get(t, {}).get("step_ms")
+        p = d.get("memel-paired", {}).get(t, {}).get("memel_step_ms")
         q = d.get("torch", {}).get(t, {}).get("step_ms")
         ratio = f"{m / q:.2f}" if m and q else "-"
         print(f"| {ids[w]} {w} | {t} | {fmt(m)} | {fmt(p)} | {fmt(q)} | {ratio} |")
@@ -185,9 +187,9 @@ for w in sys.argv[3].split():
     else:
         g = "-"
     over = "-"
-    p = d.get("memel-paper", {}).get(mt) if m else None
-    if m and p:
-        over = f"{100 * (p['step_ms'] / m['step_ms'] - 1):+.1f} %"
+    p = d.get("memel-paired", {}).get(mt) if m else None
+    if p:
+        over = f"{100 * p['memel_overhead']:+.1f} %"
     ms = f"{m['step_ms']:.0f} ({mt})" if m else "-"
     qs = f"{q['step_ms']:.0f} ({qt})" if q else "-"
     print(f"| {ids[w]} {w} | {ms} | {qs} | {ratio} | {g} | {over} |")

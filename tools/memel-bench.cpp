@@ -20,6 +20,9 @@
 //    "allocs_per_step" and "system_allocs_per_step" (tensor allocations served by the
 //    caching allocator per timed step, and those that reached the system allocator),
 //    "params", "steps", "warmup", "seed", "loss" (of the last step; checked finite)}.
+// With --memel paired, the line describes the plain model and adds "memel_step_ms" (median
+// step of the paper-placement model, timed interleaved with the plain one) and
+// "memel_overhead" (median over the step pairs of memel / plain - 1).
 // PyTorch references printing the same line: bench/torch_ref.py; side by side:
 // bench/compare.sh.
 #include <sys/resource.h>
@@ -317,7 +320,9 @@ TrainSetup setup_convgru(memel::Generator& gen) {
 // Options shared by the training workloads.
 std::vector<Option> train_options() {
   return {{"threads", "1", "compute threads (memel::set_num_threads)"},
-          {"memel", "none", "none, or paper: a memel layer at the model's paper placement (mode rd, top-1)"},
+          {"memel", "none",
+           "none; paper: a memel layer at the model's paper placement (mode rd, top-1); paired: a plain "
+           "and a paper model in one process, steps interleaved, adds memel_step_ms and memel_overhead"},
           {"device", "cpu", "cpu or cuda (the CUDA backend is not implemented yet: an error)"},
           {"steps", "5", "timed training steps; the median is reported"},
           {"warmup", "2", "untimed training steps first"},
@@ -330,77 +335,114 @@ double peak_rss_mb() {
   return double(ru.ru_maxrss) / 1024.0;  // Linux: kilobytes
 }
 
-json run_training(const std::string& workload, const Args& a) {
-  const std::string device = a.str("device"), memel_at = a.str("memel");
-  MEMEL_CHECK(device == "cpu" || device == "cuda", "[memel-bench] --device must be cpu or cuda, got '", device, "'");
-  MEMEL_CHECK(device == "cpu", "[memel-bench] --device cuda: the CUDA backend is not implemented yet, so the ",
-              "training workloads run on the CPU only (use --device cpu)");
-  MEMEL_CHECK(memel_at == "none" || memel_at == "paper", "[memel-bench] --memel must be none or paper, got '",
-              memel_at, "'");
-  const int64_t threads = a.integer("threads", 1), steps = a.integer("steps", 1), warmup = a.integer("warmup", 0);
-  const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
-  memel::set_num_threads(static_cast<int>(threads));
-  memel::manual_seed(seed);  // parameters and dropout
-  memel::Generator data_gen(seed + 0x5eed);
-
+// One workload's model and optimizer on its fixed batch, with or without memel at the
+// paper placement; built from the seed alone, so two of them start identical.
+struct Trainer {
   TrainSetup s;
-  if (workload == "bert-mini") s = setup_bert_mini(data_gen);
-  else if (workload == "swin-t") s = setup_swin("swin-t", 8, data_gen);
-  else if (workload == "swin-mini") s = setup_swin("swin-mini", 64, data_gen);
-  else if (workload == "convgru") s = setup_convgru(data_gen);
-  else MEMEL_FAIL("[memel-bench] no training workload '", workload, "'");
-
-  if (memel_at == "paper") {
-    memel::MemelOptions mo;  // defaults: mode rd, select top_k, k 1, scope sample, element neurons
-    mo.at = {"paper"};
-    mo.mode = memel::MemelMode::RD;
-    mo.select = memel::MemelSelect::TopK;
-    mo.k = 1;
-    mo.warmup = 0;  // inhibit from the first step, so the timed steps include selection
-    memel::attach_memel(*s.model, mo, s.paper_targets);
-  }
-  s.model->train();
-  if (workload == "convgru") {
-    memel::AdamOptions o;
-    o.lr = 1e-4;
-    s.opt = std::make_unique<memel::Adam>(s.model->parameters(), o);
-  } else {
-    memel::AdamWOptions o;
-    o.lr = workload == "bert-mini" ? 1e-4 : 1e-3;
-    o.weight_decay = workload == "bert-mini" ? 0.01 : 0.05;
-    s.opt = std::make_unique<memel::AdamW>(memel::param_groups_with_decay(*s.model, o.weight_decay), o);
-  }
-
   double last_loss = 0;
-  auto step = [&] {
+
+  Trainer(const std::string& workload, uint64_t seed, bool with_memel) {
+    memel::manual_seed(seed);  // parameters and dropout
+    memel::Generator data_gen(seed + 0x5eed);
+    if (workload == "bert-mini") s = setup_bert_mini(data_gen);
+    else if (workload == "swin-t") s = setup_swin("swin-t", 8, data_gen);
+    else if (workload == "swin-mini") s = setup_swin("swin-mini", 64, data_gen);
+    else if (workload == "convgru") s = setup_convgru(data_gen);
+    else MEMEL_FAIL("[memel-bench] no training workload '", workload, "'");
+    if (with_memel) {
+      memel::MemelOptions mo;  // defaults: mode rd, select top_k, k 1, scope sample, element neurons
+      mo.at = {"paper"};
+      mo.mode = memel::MemelMode::RD;
+      mo.select = memel::MemelSelect::TopK;
+      mo.k = 1;
+      mo.warmup = 0;  // inhibit from the first step, so the timed steps include selection
+      memel::attach_memel(*s.model, mo, s.paper_targets);
+    }
+    s.model->train();
+    if (workload == "convgru") {
+      memel::AdamOptions o;
+      o.lr = 1e-4;
+      s.opt = std::make_unique<memel::Adam>(s.model->parameters(), o);
+    } else {
+      memel::AdamWOptions o;
+      o.lr = workload == "bert-mini" ? 1e-4 : 1e-3;
+      o.weight_decay = workload == "bert-mini" ? 0.01 : 0.05;
+      s.opt = std::make_unique<memel::AdamW>(memel::param_groups_with_decay(*s.model, o.weight_decay), o);
+    }
+  }
+
+  // One training step: zero_grad, forward, loss, backward, update; returns its ms.
+  double step() {
+    const auto t0 = std::chrono::steady_clock::now();
     s.opt->zero_grad();
     memel::Tensor loss = s.loss();
     memel::backward(loss);
     s.opt->step();
     last_loss = loss.item();
-  };
-  for (int64_t i = 0; i < warmup; ++i) step();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
+
+json run_training(const std::string& workload, const Args& a) {
+  const std::string device = a.str("device"), memel_at = a.str("memel");
+  MEMEL_CHECK(device == "cpu" || device == "cuda", "[memel-bench] --device must be cpu or cuda, got '", device, "'");
+  MEMEL_CHECK(device == "cpu", "[memel-bench] --device cuda: the CUDA backend is not implemented yet, so the ",
+              "training workloads run on the CPU only (use --device cpu)");
+  MEMEL_CHECK(memel_at == "none" || memel_at == "paper" || memel_at == "paired",
+              "[memel-bench] --memel must be none, paper or paired, got '", memel_at, "'");
+  const int64_t threads = a.integer("threads", 1), steps = a.integer("steps", 1), warmup = a.integer("warmup", 0);
+  const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
+  memel::set_num_threads(static_cast<int>(threads));
+
+  // paired: a plain and a memel model in one process, their steps interleaved (the order
+  // alternating), so that drift of the machine hits both alike.
+  const bool paired = memel_at == "paired";
+  Trainer main(workload, seed, memel_at == "paper");
+  std::unique_ptr<Trainer> with_memel = paired ? std::make_unique<Trainer>(workload, seed, true) : nullptr;
+  for (int64_t i = 0; i < warmup; ++i) {
+    main.step();
+    if (paired) with_memel->step();
+  }
   const memel::AllocatorStats before = memel::cpu_allocator().stats();
-  const double ms = time_median_ms(0, steps, step);
+  std::vector<double> ms, ms_memel, ratio;
+  for (int64_t i = 0; i < steps; ++i) {
+    if (!paired) {
+      ms.push_back(main.step());
+      continue;
+    }
+    const bool memel_first = i % 2 == 1;
+    const double m1 = memel_first ? with_memel->step() : main.step();
+    const double m2 = memel_first ? main.step() : with_memel->step();
+    ms.push_back(memel_first ? m2 : m1);
+    ms_memel.push_back(memel_first ? m1 : m2);
+    ratio.push_back(ms_memel.back() / ms.back());
+  }
   const memel::AllocatorStats after = memel::cpu_allocator().stats();
-  MEMEL_CHECK(std::isfinite(last_loss), "[memel-bench] ", workload, ": the loss is ", last_loss);
-  const double flop = 3.0 * s.forward_flops;
-  return {{"device", device},
-          {"threads", memel::num_threads()},
-          {"memel", memel_at},
-          {"step_ms", ms},
-          {"items_per_s", double(s.items) / (ms / 1e3)},
-          {"gflops", flop / (ms * 1e6)},
-          {"peak_mem_mb", peak_rss_mb()},
-          {"gflop_per_step", flop / 1e9},
-          {"tensor_peak_mb", double(after.peak_bytes_in_use) / (1024.0 * 1024.0)},
-          {"allocs_per_step", double(after.num_allocs - before.num_allocs) / double(steps)},
-          {"system_allocs_per_step", double(after.num_system_allocs - before.num_system_allocs) / double(steps)},
-          {"params", s.model->num_parameters()},
-          {"steps", steps},
-          {"warmup", warmup},
-          {"seed", seed},
-          {"loss", last_loss}};
+  for (const Trainer* t : {&main, with_memel.get()})
+    if (t) MEMEL_CHECK(std::isfinite(t->last_loss), "[memel-bench] ", workload, ": the loss is ", t->last_loss);
+  const double step_ms = median(ms), flop = 3.0 * main.s.forward_flops;
+  json j = {{"device", device},
+            {"threads", memel::num_threads()},
+            {"memel", memel_at},
+            {"step_ms", step_ms},
+            {"items_per_s", double(main.s.items) / (step_ms / 1e3)},
+            {"gflops", flop / (step_ms * 1e6)},
+            {"peak_mem_mb", peak_rss_mb()},
+            {"gflop_per_step", flop / 1e9},
+            {"tensor_peak_mb", double(after.peak_bytes_in_use) / (1024.0 * 1024.0)},
+            {"allocs_per_step", double(after.num_allocs - before.num_allocs) / double(steps * (paired ? 2 : 1))},
+            {"system_allocs_per_step",
+             double(after.num_system_allocs - before.num_system_allocs) / double(steps * (paired ? 2 : 1))},
+            {"params", main.s.model->num_parameters()},
+            {"steps", steps},
+            {"warmup", warmup},
+            {"seed", seed},
+            {"loss", main.last_loss}};
+  if (paired) {
+    j["memel_step_ms"] = median(ms_memel);
+    j["memel_overhead"] = median(ratio) - 1.0;  // median over the pairs of memel / plain - 1
+  }
+  return j;
 }
 
 json run_bert_mini(const Args& a) { return run_training("bert-mini", a); }

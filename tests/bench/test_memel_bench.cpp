@@ -68,7 +68,7 @@ TEST_CASE("memel-bench rejects bad arguments with a message") {
       {"--workload swin-mini --threads", 2, "--threads needs a value"},
       {"--workload swin-mini --device cuda", 1, "the CUDA backend is not implemented yet"},
       {"--workload convgru --device tpu", 1, "--device must be cpu or cuda, got 'tpu'"},
-      {"--workload bert-mini --memel half", 1, "--memel must be none or paper, got 'half'"},
+      {"--workload bert-mini --memel half", 1, "--memel must be none, paper or paired, got 'half'"},
       {"--workload swin-t --threads 0", 1, "--threads must be >= 1, got 0"},
       {"--workload swin-mini --steps many", 1, "--steps expects an integer, got 'many'"},
       {"--workload swin-mini --steps 0", 1, "--steps must be >= 1, got 0"},
@@ -107,5 +107,20 @@ TEST_CASE("memel-bench runs one W3 (swin-mini) training step, with and without m
     CHECK(j["items_per_s"].get<double>() == doctest::Approx(64.0 / (j["step_ms"].get<double>() / 1e3)));
     CHECK(j["gflop_per_step"].get<double>() == doctest::Approx(34.720874496).epsilon(1e-9));
     CHECK(j["params"] == 6898276);
+    CHECK(j.contains("memel_overhead") == false);
   }
+}
+
+TEST_CASE("memel-bench --memel paired times a plain and a memel model interleaved") {
+  Result r = run("--workload swin-mini --threads 2 --steps 2 --warmup 0 --memel paired");
+  REQUIRE_MESSAGE(r.code == 0, "stderr: ", r.err);
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(r.out);
+  CHECK(j["memel"] == "paired");
+  CHECK(j["step_ms"].get<double>() > 0);
+  CHECK(j["memel_step_ms"].get<double>() > 0);
+  // The median of two pair ratios lies between them, so within a factor of the two medians.
+  const double overhead = j["memel_overhead"].get<double>();
+  CHECK(std::isfinite(overhead));
+  CHECK(overhead > -0.9);
+  CHECK(j["params"] == 6898276);  // the plain model's: memel layers have no parameters
 }
