@@ -125,10 +125,12 @@ void make_denoms(const T* var, int64_t C, double eps, double* dn) {
   double sv = 0;
   for (int64_t j = 0; j < C; ++j) sv += double(var[j]);
   const double mean_v = sv / double(std::max<int64_t>(C, 1));
-  for (int64_t j = 0; j < C; ++j) {
-    const double d = double(var[j]) + eps * mean_v;
-    dn[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
-  }
+  parallel_for(C, 16384, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const double d = double(var[j]) + eps * mean_v;
+      dn[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
+    }
+  });
 }
 
 // What one pass over the activation does: Stats accumulates the batch sums per neuron
@@ -398,8 +400,10 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   std::vector<int64_t> selected;
   Tensor vals;
   const int64_t C = g.C, blocks = g.B * g.outer;
-  // Work arrays: shift, denominators, batch sums s1 and s2, batch counts.
-  scratch_.assign(static_cast<size_t>(5 * C), 0.0);
+  // Work arrays: shift and denominators (each written before it is read), batch sums s1
+  // and s2, batch counts (zeroed).
+  scratch_.resize(static_cast<size_t>(5 * C));
+  std::fill(scratch_.begin() + 2 * C, scratch_.end(), 0.0);
   double* shift = scratch_.data();
   double* dn = shift + C;
   double* s1 = dn + C;
@@ -417,20 +421,23 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     // The batch sums are shifted by the running mean, or by the neuron's first valid value
     // in the batch when it has no history, so that they stay well conditioned.
     if (update)
-      for (int64_t c = 0; c < C; ++c) {
-        if (double(pm[c]) > 0) {
-          shift[c] = double(pmu[c]);
-          continue;
-        }
-        for (int64_t blk = 0, found = 0; blk < blocks && !found; ++blk)
-          for (int64_t t = 0; t < g.inner && !found; ++t) {
-            const int64_t i = (blk * C + c) * g.inner + t;
-            if (valid.empty() || valid[i]) {
-              shift[c] = double(px[i]);
-              found = 1;
-            }
+      parallel_for(C, 16384, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          if (double(pm[c]) > 0) {
+            shift[c] = double(pmu[c]);
+            continue;
           }
-      }
+          shift[c] = 0.0;  // no valid value in this batch: the neuron gets no sums
+          for (int64_t blk = 0, found = 0; blk < blocks && !found; ++blk)
+            for (int64_t t = 0; t < g.inner && !found; ++t) {
+              const int64_t i = (blk * C + c) * g.inner + t;
+              if (valid.empty() || valid[i]) {
+                shift[c] = double(px[i]);
+                found = 1;
+              }
+            }
+        }
+      });
     // One read of the activation: batch sums, and unless scoring after the update, the
     // scores against the history together with the dump window.
     const bool score_now = !opts_.score_after_update || !update;
@@ -442,12 +449,14 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     else
       run_pass_all<T, false, true, false>(a, ph);
     if (update) {
-      for (int64_t c = 0; c < C; ++c)
-        if (cnt[c] > 0) {
-          const double m1 = s1[c] / cnt[c];                   // mean of (z - shift)
-          s2[c] = std::max(0.0, s2[c] / cnt[c] - m1 * m1);  // biased batch variance
-          s1[c] = shift[c] + m1;
-        }
+      parallel_for(C, 16384, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+          if (cnt[c] > 0) {
+            const double m1 = s1[c] / cnt[c];                   // mean of (z - shift)
+            s2[c] = std::max(0.0, s2[c] / cnt[c] - m1 * m1);  // biased batch variance
+            s1[c] = shift[c] + m1;
+          }
+      });
       stats_.merge(cnt, s1, s2, opts_.max_count);
       batches_.fill_(double(seen + 1));
     }
