@@ -24,6 +24,23 @@ struct Thirds {
   const T *r = nullptr, *z = nullptr, *n = nullptr;
 };
 
+// The thirds of a gradient at the offsets `in` has in its input (none when either is absent).
+template <typename T>
+struct GradThirds {
+  T *r = nullptr, *z = nullptr, *n = nullptr;
+};
+template <typename T>
+GradThirds<T> at_same_offsets(const Thirds<T>& in, const Tensor& input, Tensor& grad) {
+  GradThirds<T> g;
+  if (!in.r || !grad.defined()) return g;
+  const T* base = input.data<T>();
+  T* gbase = grad.data<T>();
+  g.r = gbase + (in.r - base);
+  g.z = gbase + (in.z - base);
+  g.n = gbase + (in.n - base);
+  return g;
+}
+
 // Calls fn(row, L, xg thirds, hg thirds, state-row offset) for every (b, c) row.
 template <typename T, typename F>
 void for_rows(const Tensor& xg, const Tensor& hg, F fn) {
@@ -70,28 +87,20 @@ void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& ca
     const T* c = cand.data<T>();
     const T* gc = gcand.data<T>();
     const T s = T(slope);
-    const T* hbase = hg.data<T>();
-    const T* xbase = xg.defined() ? xg.data<T>() : nullptr;
-    T* gxbase = gxg.defined() ? gxg.data<T>() : nullptr;
-    T* ghbase = ghg.data<T>();
     for_rows<T>(xg, hg, [&](int64_t L, Thirds<T> x, Thirds<T> h, int64_t o) {
-      // The same offsets in the gradients as in the inputs.
-      const int64_t off = h.r - hbase;
-      T *ghr = ghbase + off, *ghz = ghr + (h.z - h.r), *ghn = ghr + (h.n - h.r);
-      T *gxr = gxbase ? gxbase + (x.r - xbase) : nullptr, *gxz = gxr ? gxr + (x.z - x.r) : nullptr,
-        *gxn = gxr ? gxr + (x.n - x.r) : nullptr;
+      const GradThirds<T> gx = at_same_offsets(x, xg, gxg), gh = at_same_offsets(h, hg, ghg);
       for (int64_t i = 0; i < L; ++i) {
         const T r = sigmoid(x.r ? x.r[i] + h.r[i] : h.r[i]);
         const T y = c[o + i];
         const T da = gc[o + i] * (tanh_act ? T(1) - y * y : (y > T(0) ? T(1) : s));
         const T dpre = da * h.n[i] * r * (T(1) - r);
-        ghr[i] = dpre;
-        ghz[i] = T(0);
-        ghn[i] = da * r;
-        if (gxr) {
-          gxr[i] = dpre;
-          gxz[i] = T(0);
-          gxn[i] = da;
+        gh.r[i] = dpre;
+        gh.z[i] = T(0);
+        gh.n[i] = da * r;
+        if (gx.r) {
+          gx.r[i] = dpre;
+          gx.z[i] = T(0);
+          gx.n[i] = da;
         }
       }
     });
@@ -122,28 +131,21 @@ void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand,
     const T* go = gout.data<T>();
     T* gc = gcand.data<T>();
     T* ghs = gh.data<T>();
-    const T* hbase = hg.data<T>();
-    const T* xbase = xg.defined() ? xg.data<T>() : nullptr;
-    T* gxbase = gxg.defined() ? gxg.data<T>() : nullptr;
-    T* ghbase = ghg.data<T>();
     for_rows<T>(xg, hg, [&](int64_t L, Thirds<T> x, Thirds<T> g, int64_t o) {
-      const int64_t off = g.r - hbase;
-      T *ghr = ghbase + off, *ghz = ghr + (g.z - g.r), *ghn = ghr + (g.n - g.r);
-      T *gxr = gxbase ? gxbase + (x.r - xbase) : nullptr, *gxz = gxr ? gxr + (x.z - x.r) : nullptr,
-        *gxn = gxr ? gxr + (x.n - x.r) : nullptr;
+      const GradThirds<T> gx = at_same_offsets(x, xg, gxg), gg = at_same_offsets(g, hg, ghg);
       for (int64_t i = 0; i < L; ++i) {
         const T z = sigmoid(x.z ? x.z[i] + g.z[i] : g.z[i]);
         const T gy = go[o + i];
         const T dpre = gy * (hp[o + i] - c[o + i]) * z * (T(1) - z);
         gc[o + i] = gy * (T(1) - z);
         ghs[o + i] = gy * z;
-        ghr[i] = T(0);
-        ghz[i] = dpre;
-        ghn[i] = T(0);
-        if (gxr) {
-          gxr[i] = T(0);
-          gxz[i] = dpre;
-          gxn[i] = T(0);
+        gg.r[i] = T(0);
+        gg.z[i] = dpre;
+        gg.n[i] = T(0);
+        if (gx.r) {
+          gx.r[i] = T(0);
+          gx.z[i] = dpre;
+          gx.n[i] = T(0);
         }
       }
     });

@@ -163,11 +163,20 @@ struct Plan {
     tiles = N * tiles_h * tiles_w;
   }
 
-  // Calls fn(t0, nt, buf) for the blocks of tiles of one channel on this thread's buffers
-  // (three of 36 x kBlock).
+  // Calls fn(ch, t0, nt, X, tmp, Y) for every channel in [0, channels) (in parallel) and
+  // every block of nt <= kBlock tiles from t0, with this thread's buffers X, tmp and Y of
+  // 36 x nt each.
   template <typename F>
-  void for_blocks(T* buf, F fn) const {
-    for (int64_t t0 = 0; t0 < tiles; t0 += kBlock) fn(t0, std::min(kBlock, tiles - t0), buf);
+  void for_channel_blocks(int64_t channels, F fn) const {
+    parallel_for(channels, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<T> buf(size_t(3 * kPoints * kBlock));
+      for (int64_t ch = c0; ch < c1; ++ch)
+        for (int64_t t0 = 0; t0 < tiles; t0 += kBlock) {
+          const int64_t nt = std::min(kBlock, tiles - t0);
+          T* X = buf.data();
+          fn(ch, t0, nt, X, X + kPoints * nt, X + 2 * kPoints * nt);
+        }
+    });
   }
 
   // Visits the tiles t0 .. t0 + nt - 1 as (image, first output row, first output column).
@@ -182,101 +191,80 @@ struct Plan {
 
   // V (36, C, tiles) from x (N, C, H, W).
   void input_transform(const T* x, T* V) const {
-    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
-      std::vector<T> buf(size_t(3 * kPoints * kBlock));
-      for (int64_t ci = c0; ci < c1; ++ci)
-        for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T* tmp = X + kPoints * nt;
-          for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
-            const T* xp = x + (img * C + ci) * H * W;
-            const int64_t y0 = oy - ph, x0 = ox - pw;
-            if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
-              const T* src = xp + y0 * W + x0;
-              for (int a = 0; a < kTile; ++a)
-                for (int b = 0; b < kTile; ++b) X[(a * kTile + b) * nt + k] = src[a * W + b];
-              return;
-            }
-            for (int a = 0; a < kTile; ++a) {
-              const int64_t yy = y0 + a;
-              for (int b = 0; b < kTile; ++b) {
-                const int64_t xx = x0 + b;
-                X[(a * kTile + b) * nt + k] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? xp[yy * W + xx] : T(0);
-              }
-            }
-          });
-          // BT d BT^T, straight into V
-          tile_transform(BT, kTile, kTile, BT, kTile, kTile, X, nt, tmp, V + ci * tiles + t0, C * tiles, nt);
-        });
+    for_channel_blocks(C, [&](int64_t ci, int64_t t0, int64_t nt, T* X, T* tmp, T*) {
+      for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
+        const T* xp = x + (img * C + ci) * H * W;
+        const int64_t y0 = oy - ph, x0 = ox - pw;
+        if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
+          const T* src = xp + y0 * W + x0;
+          for (int a = 0; a < kTile; ++a)
+            for (int b = 0; b < kTile; ++b) X[(a * kTile + b) * nt + k] = src[a * W + b];
+          return;
+        }
+        for (int a = 0; a < kTile; ++a) {
+          const int64_t yy = y0 + a;
+          for (int b = 0; b < kTile; ++b) {
+            const int64_t xx = x0 + b;
+            X[(a * kTile + b) * nt + k] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? xp[yy * W + xx] : T(0);
+          }
+        }
+      });
+      // BT d BT^T, straight into V
+      tile_transform(BT, kTile, kTile, BT, kTile, kTile, X, nt, tmp, V + ci * tiles + t0, C * tiles, nt);
     });
   }
 
   // gx (N, C, H, W) = sum over the tiles of BT^T dV BT placed at each tile's input window.
   void input_transform_adjoint(const T* dV, T* gx) const {
-    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
-      std::vector<T> buf(size_t(3 * kPoints * kBlock));
-      for (int64_t ci = c0; ci < c1; ++ci) {
-        for (int64_t img = 0; img < N; ++img) std::fill_n(gx + (img * C + ci) * H * W, H * W, T(0));
-        for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
-          // BT^T dV BT, straight from dV
-          tile_transform(B, kTile, kTile, B, kTile, kTile, dV + ci * tiles + t0, C * tiles, tmp, Y, nt, nt);
-          for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
-            T* gp = gx + (img * C + ci) * H * W;
-            const int64_t y0 = oy - ph, x0 = ox - pw;
-            if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
-              T* dst = gp + y0 * W + x0;
-              for (int a = 0; a < kTile; ++a)
-                for (int b = 0; b < kTile; ++b) dst[a * W + b] += Y[(a * kTile + b) * nt + k];
-              return;
-            }
-            for (int a = 0; a < kTile; ++a) {
-              const int64_t yy = y0 + a;
-              if (yy < 0 || yy >= H) continue;
-              for (int b = 0; b < kTile; ++b) {
-                const int64_t xx = x0 + b;
-                if (xx >= 0 && xx < W) gp[yy * W + xx] += Y[(a * kTile + b) * nt + k];
-              }
-            }
-          });
-        });
-      }
+    std::fill_n(gx, N * C * H * W, T(0));
+    for_channel_blocks(C, [&](int64_t ci, int64_t t0, int64_t nt, T*, T* tmp, T* Y) {
+      // BT^T dV BT, straight from dV
+      tile_transform(B, kTile, kTile, B, kTile, kTile, dV + ci * tiles + t0, C * tiles, tmp, Y, nt, nt);
+      for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
+        T* gp = gx + (img * C + ci) * H * W;
+        const int64_t y0 = oy - ph, x0 = ox - pw;
+        if (y0 >= 0 && y0 + kTile <= H && x0 >= 0 && x0 + kTile <= W) {  // inside: no bounds tests
+          T* dst = gp + y0 * W + x0;
+          for (int a = 0; a < kTile; ++a)
+            for (int b = 0; b < kTile; ++b) dst[a * W + b] += Y[(a * kTile + b) * nt + k];
+          return;
+        }
+        for (int a = 0; a < kTile; ++a) {
+          const int64_t yy = y0 + a;
+          if (yy < 0 || yy >= H) continue;
+          for (int b = 0; b < kTile; ++b) {
+            const int64_t xx = x0 + b;
+            if (xx >= 0 && xx < W) gp[yy * W + xx] += Y[(a * kTile + b) * nt + k];
+          }
+        }
+      });
     });
   }
 
   // y (N, Co, OH, OW) from M (36, Co, tiles).
   void output_transform(const T* M, T* y) const {
-    parallel_for(Co, 1, [&](int64_t o0, int64_t o1) {
-      std::vector<T> buf(size_t(3 * kPoints * kBlock));
-      for (int64_t co = o0; co < o1; ++co)
-        for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T *tmp = X + kPoints * nt, *Y = tmp + kPoints * nt;
-          // AT M AT^T, straight from M
-          tile_transform(AT, m, kTile, AT, m, kTile, M + co * tiles + t0, Co * tiles, tmp, Y, nt, nt);
-          for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
-            T* yp = y + (img * Co + co) * OH * OW;
-            for (int a = 0; a < m && oy + a < OH; ++a)
-              for (int b = 0; b < m && ox + b < OW; ++b) yp[(oy + a) * OW + ox + b] = Y[(a * m + b) * nt + k];
-          });
-        });
+    for_channel_blocks(Co, [&](int64_t co, int64_t t0, int64_t nt, T*, T* tmp, T* Y) {
+      // AT M AT^T, straight from M
+      tile_transform(AT, m, kTile, AT, m, kTile, M + co * tiles + t0, Co * tiles, tmp, Y, nt, nt);
+      for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
+        T* yp = y + (img * Co + co) * OH * OW;
+        for (int a = 0; a < m && oy + a < OH; ++a)
+          for (int b = 0; b < m && ox + b < OW; ++b) yp[(oy + a) * OW + ox + b] = Y[(a * m + b) * nt + k];
+      });
     });
   }
 
   // dM (36, Co, tiles) = AT^T gy AT for every output tile of gy (N, Co, OH, OW).
   void output_transform_adjoint(const T* gy, T* dM) const {
-    parallel_for(Co, 1, [&](int64_t o0, int64_t o1) {
-      std::vector<T> buf(size_t(3 * kPoints * kBlock));
-      for (int64_t co = o0; co < o1; ++co)
-        for_blocks(buf.data(), [&](int64_t t0, int64_t nt, T* X) {
-          T* tmp = X + kPoints * nt;
-          for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
-            const T* gp = gy + (img * Co + co) * OH * OW;
-            for (int a = 0; a < m; ++a)
-              for (int b = 0; b < m; ++b)
-                X[(a * m + b) * nt + k] = (oy + a < OH && ox + b < OW) ? gp[(oy + a) * OW + ox + b] : T(0);
-          });
-          // AT^T gy AT, straight into dM
-          tile_transform(A, kTile, m, A, kTile, m, X, nt, tmp, dM + co * tiles + t0, Co * tiles, nt);
-        });
+    for_channel_blocks(Co, [&](int64_t co, int64_t t0, int64_t nt, T* X, T* tmp, T*) {
+      for_tiles(t0, nt, [&](int64_t k, int64_t img, int64_t oy, int64_t ox) {
+        const T* gp = gy + (img * Co + co) * OH * OW;
+        for (int a = 0; a < m; ++a)
+          for (int b = 0; b < m; ++b)
+            X[(a * m + b) * nt + k] = (oy + a < OH && ox + b < OW) ? gp[(oy + a) * OW + ox + b] : T(0);
+      });
+      // AT^T gy AT, straight into dM
+      tile_transform(A, kTile, m, A, kTile, m, X, nt, tmp, dM + co * tiles + t0, Co * tiles, nt);
     });
   }
 
