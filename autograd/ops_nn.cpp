@@ -215,7 +215,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
   const bool winograd = use_winograd(x, C, Co, kh, kw, OH, OW, o);
   Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
-  const Tensor U = winograd ? winograd_weight(w) : Tensor();
+  Tensor U = winograd ? winograd_weight(w) : Tensor();
   if (winograd) {
     backend_for(x).winograd_conv2d(x, w, U, o.pad_h, o.pad_w, y);
   } else {
@@ -228,6 +228,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   }
   if (bias.defined()) add_channel_bias(y, cont(bias));
   bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  if (!gx) U = Tensor();  // the backward needs the transformed kernels for the input gradient only
   return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
     Tensor gy = cont(gl[0]);
     Tensor gxt, gwt, gbt;

@@ -21,7 +21,7 @@ struct WinogradMatrices {
 };
 WinogradMatrices winograd_matrices(int m, int r);
 
-// Kernel sizes with a Winograd algorithm here, and the output tile used for each.
+// Kernel sizes with a Winograd algorithm here: 3 (F(4x4, 3x3)) and 5 (F(2x2, 5x5)).
 bool winograd_supported(int64_t kernel);
 
 // U (36, Co, C): the kernels of w (Co, C, k, k) in the transformed domain.
