@@ -112,24 +112,27 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().size(); }
 
+int64_t parallel_chunk(int64_t n, int64_t grain) {
+  grain = std::max<int64_t>(grain, 1);
+  return std::max(grain, (n + kParallelMaxChunks - 1) / kParallelMaxChunks);
+}
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  grain = std::max<int64_t>(grain, 1);
-  int threads = t_in_worker ? 1 : num_threads();
-  int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
-  if (chunks <= 1) {
-    fn(0, n);
+  const int64_t g = parallel_chunk(n, grain);
+  const int64_t chunks = (n + g - 1) / g;
+  auto one = [&](int64_t c) { fn(c * g, std::min(n, (c + 1) * g)); };
+  if (chunks == 1 || t_in_worker || num_threads() == 1) {
+    for (int64_t c = 0; c < chunks; ++c) one(c);
     return;
   }
-  int64_t per = (n + chunks - 1) / chunks;
   std::function<void(int)> task = [&](int c) {
-    int64_t b = c * per, e = std::min(n, b + per);
-    if (b < e) {
+    struct InChunk {  // calls made from inside a chunk run inline
       bool was = t_in_worker;
-      t_in_worker = true;
-      fn(b, e);
-      t_in_worker = was;
-    }
+      InChunk() { t_in_worker = true; }
+      ~InChunk() { t_in_worker = was; }
+    } in_chunk;
+    one(c);
   };
   pool().run(static_cast<int>(chunks), task);
 }

@@ -567,20 +567,22 @@ class CpuBackend final : public Backend {
         blas_gemm(ta, tb, int(m1 - m0), int(n), int(k), T(alpha), ap, int(lda), pb + bi * sb, int(ldb), T(beta), cp,
                   int(ldc));
       };
-      const int threads = num_threads();
-      const double flops = 2.0 * double(m) * double(n) * double(k);
-      if (threads == 1 || flops * double(batch) < 2e5) {
-        for (int64_t bi = 0; bi < batch; ++bi) one(bi, 0, m);
-      } else if (batch >= threads) {
-        parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t bi = b0; bi < b1; ++bi) one(bi, 0, m);
-        });
-      } else {
-        // Split rows of each product across threads (blocks of 16 rows).
-        const int64_t blocks = (m + 15) / 16;
-        for (int64_t bi = 0; bi < batch; ++bi)
-          parallel_for(blocks, 1, [&](int64_t r0, int64_t r1) { one(bi, r0 * 16, std::min(m, r1 * 16)); });
-      }
+      // Each product is cut into row blocks of a size that follows from the shapes alone, one
+      // BLAS call per block: a library kernel may round a row differently by where it falls
+      // in a call, so the cut must never follow the thread count. Blocks have at least 64
+      // rows (each call packs B again) and there are about 16 tasks in all.
+      const double flops = 2.0 * double(m) * double(n) * double(k) * double(batch);
+      const bool small = flops < 2e5;
+      int64_t blocks = small || batch >= 16 ? 1 : std::min((m + 63) / 64, (16 + batch - 1) / batch);
+      blocks = std::max<int64_t>(blocks, 1);
+      const int64_t rb = ((m + blocks - 1) / blocks + 15) / 16 * 16;
+      blocks = (m + rb - 1) / rb;
+      parallel_for(batch * blocks, small ? batch * blocks : 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t bi = t / blocks, r0 = (t % blocks) * rb;
+          one(bi, r0, std::min(m, r0 + rb));
+        }
+      });
     });
   }
 

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -98,4 +100,31 @@ TEST_CASE("thread pool: nested calls run inline and resizing between calls is sa
     set_num_threads(n);
     CHECK(covers_once(257, 2));
   }
+}
+
+TEST_CASE("thread pool: the chunks depend on n and the grain only, never on the thread count") {
+  auto chunks = [](int64_t n, int64_t grain) {
+    std::mutex mu;
+    std::set<std::pair<int64_t, int64_t>> seen;
+    parallel_for(n, grain, [&](int64_t b, int64_t e) {
+      std::lock_guard<std::mutex> lk(mu);
+      seen.insert({b, e});
+    });
+    return seen;
+  };
+  for (int64_t n : {1, 7, 100, 4097, 100003})
+    for (int64_t grain : {1, 3, 64, 16384}) {
+      INFO("n " << n << " grain " << grain);
+      set_num_threads(1);
+      const auto one = chunks(n, grain);
+      const int64_t g = parallel_chunk(n, grain);
+      CHECK(g >= grain);
+      CHECK(int64_t(one.size()) == (n + g - 1) / g);
+      CHECK(int64_t(one.size()) <= kParallelMaxChunks);
+      for (int threads : {2, 3, 8}) {
+        ThreadCount tc(threads);
+        CHECK(chunks(n, grain) == one);
+      }
+    }
+  set_num_threads(0);
 }
