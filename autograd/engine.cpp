@@ -69,10 +69,12 @@ void attach(const std::shared_ptr<Node>& node, TensorList& outputs, const Tensor
   node->num_outputs = static_cast<uint32_t>(outputs.size());
   node->output_shapes.clear();
   node->output_dtypes.clear();
+  node->output_devices.clear();
   for (uint32_t i = 0; i < outputs.size(); ++i) {
     Tensor& o = outputs[i];
     node->output_shapes.push_back(o.shape());
     node->output_dtypes.push_back(o.dtype());
+    node->output_devices.push_back(o.device());
     if (!is_floating(o.dtype())) continue;
     // Results of an op are fresh handles: set their history directly.
     TensorImpl& impl = o.impl();
@@ -189,7 +191,7 @@ struct Engine {
       if (any && !(capture_mode && is_leaf_acc)) {
         for (uint32_t i = 0; i < n->num_outputs; ++i)
           if (!grads[i].defined() && i < n->output_shapes.size())
-            grads[i] = Tensor::zeros(n->output_shapes[i], n->output_dtypes[i]);
+            grads[i] = Tensor::zeros(n->output_shapes[i], n->output_dtypes[i], n->output_devices[i]);
         out = n->apply(grads);
         MEMEL_CHECK(is_leaf_acc || out.size() == n->next_edges.size(), "[autograd] node '", n->name(), "' returned ",
                     out.size(), " gradients for ", n->next_edges.size(), " inputs");

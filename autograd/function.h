@@ -11,9 +11,11 @@
 //     }
 //   };
 //   Tensor y = Scale::apply({x})[0];
+//   Tensor z = Scale::apply({x}, {{"k", 3.0}})[0];   // scalar attributes, in ctx.scalars
 //
 // forward runs with gradient recording off; backward returns one gradient per input
-// (undefined for inputs that get none). Register the name with MEMEL_REGISTER_OP so
+// (undefined for inputs that get none). Scalar attributes given to apply() are in
+// ctx.scalars when forward starts and stay there for backward. Register the name with MEMEL_REGISTER_OP so
 // the gradient-check test covers it.
 #include <map>
 #include <string>
@@ -58,8 +60,10 @@ template <typename Derived>
 class Function {
  public:
   // `name` must be registered; defaults to Derived::kName.
-  static TensorList apply(const TensorList& inputs, const char* name = Derived::kName) {
+  static TensorList apply(const TensorList& inputs, const std::map<std::string, double>& attrs = {},
+                          const char* name = Derived::kName) {
     auto node = std::make_shared<CustomNode<Derived>>(name);
+    node->ctx.scalars = attrs;
     for (const Tensor& t : inputs) node->ctx.needs_input_grad.push_back(t.defined() && t.requires_grad());
     TensorList out;
     {

@@ -36,6 +36,7 @@ class Node {
   // Shapes/dtypes of the outputs, so a missing output gradient can be zero-filled.
   std::vector<Shape> output_shapes;
   std::vector<DType> output_dtypes;
+  std::vector<Device> output_devices;
 };
 
 // Accumulates the gradient into a leaf tensor's .grad.

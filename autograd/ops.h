@@ -128,25 +128,26 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // channels and the image are large enough for it to be faster, Gemm otherwise.
 enum class ConvAlgorithm : uint8_t { Auto, Gemm, Winograd };
 
-// While one lives on a thread, conv2d's Winograd algorithm transforms each weight tensor
-// once and reuses the result there: for a recurrent cell, which applies the same kernels
-// at every step (ConvGRUCell opens one per sequence). Weights must not change in place
-// while it lives. Nested scopes share the outermost one's cache.
-class ConvWeightReuse {
- public:
-  ConvWeightReuse();
-  ~ConvWeightReuse();
-  ConvWeightReuse(const ConvWeightReuse&) = delete;
-  ConvWeightReuse& operator=(const ConvWeightReuse&) = delete;
-};
-
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
   int out_pad_h = 0, out_pad_w = 0;  // transposed convolution only
   ConvAlgorithm algorithm = ConvAlgorithm::Auto;  // conv2d only
 };
-// weight (Cout, Cin/groups, kh, kw); bias (Cout) or undefined.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o = {});
+// weight (Cout, Cin/groups, kh, kw); bias (Cout) or undefined. `prepared`: the kernel from
+// conv2d_prepare (Winograd's transformed weight), or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o = {},
+              const Tensor& prepared = Tensor());
+// A kernel prepared for many applications of the same weight (a recurrent cell applies
+// its h2h kernel at every step): Winograd's transformed weight when conv2d with these
+// options on H x W inputs runs Winograd, else undefined. The caller owns it and passes it
+// to conv2d; it is a differentiable function of the weight, so the weight's gradient is
+// transformed back once for all the applications. Make it again after the weight changes.
+Tensor conv2d_prepare(const Tensor& weight, const Conv2dOptions& o, int64_t H, int64_t W);
+// The two halves of a Winograd convolution (groups 1, stride 1, dilation 1, square
+// kernel of a size the backend supports): U (P, Co, C) = the transformed weight
+// (Co, C, k, k), and the convolution of x (N, C, H, W) with it.
+Tensor winograd_weight(const Tensor& weight);
+Tensor winograd_conv2d(const Tensor& x, const Tensor& U, int64_t kernel, int pad_h, int pad_w);
 // weight (Cin, Cout/groups, kh, kw) as PyTorch's ConvTranspose2d.
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o = {});
 Tensor max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph = 0, int pw = 0);

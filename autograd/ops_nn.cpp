@@ -10,6 +10,8 @@ MEMEL_REGISTER_OP("layer_norm");
 MEMEL_REGISTER_OP("dropout");
 MEMEL_REGISTER_OP("embedding");
 MEMEL_REGISTER_OP("conv2d");
+MEMEL_REGISTER_OP("winograd_weight");
+MEMEL_REGISTER_OP("winograd_conv2d");
 MEMEL_REGISTER_OP("conv_transpose2d");
 MEMEL_REGISTER_OP("max_pool2d");
 MEMEL_REGISTER_OP("avg_pool2d");
@@ -94,12 +96,16 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   Shape os = ids.shape();
   os.push_back(d);
   Tensor y = Tensor::empty(os, weight.dtype(), weight.device());
+  check_same_device(weight, ids, "embedding");
   Tensor idc = cont(ids), wc = cont(weight);
-  backend_for(weight).embedding(wc, idc, y);
+  const int64_t n = idc.numel();
+  Tensor y2 = y.as_strided({n, d}, {d, 1}, 0);  // (n, d) view of y
+  backend_for(weight).index_select(wc, idc, y2, "embedding");
   Shape ws = weight.shape();
   return autograd::record("embedding", y, {weight}, [=](const TensorList& g) -> TensorList {
     Tensor gw = Tensor::zeros(ws, g[0].dtype(), g[0].device());
-    backend_for(gw).embedding_backward(cont(g[0]), idc, gw);
+    const Tensor gc = cont(g[0]);
+    backend_for(gw).index_add(gc.as_strided({n, d}, {d, 1}, gc.offset()), idc, gw, "embedding");
     return {gw};
   });
 }
@@ -179,32 +185,60 @@ bool use_winograd(const Tensor& x, int64_t C, int64_t Co, int64_t kh, int64_t kw
   return applies && C >= 16 && Co >= 16 && OH * OW >= 64;
 }
 
-// The weights of the open ConvWeightReuse scopes. Each entry keeps its weight's storage
-// alive, so no other tensor can take its address while the scope lives.
-struct ReusedWeight {
-  Tensor w, U;
-};
-thread_local int t_reuse_depth = 0;
-thread_local std::vector<ReusedWeight> t_reused;
-
-// w (contiguous) in the Winograd domain, from the open scope's cache when there is one.
-Tensor winograd_weight(const Tensor& w) {
-  if (t_reuse_depth > 0)
-    for (const ReusedWeight& r : t_reused)
-      if (r.w.raw_data() == w.raw_data() && r.w.shape() == w.shape() && r.w.dtype() == w.dtype()) return r.U;
-  Tensor U = backend_for(w).winograd_weight(w);
-  if (t_reuse_depth > 0) t_reused.push_back({w, U});
-  return U;
-}
-
 }  // namespace
 
-ConvWeightReuse::ConvWeightReuse() { ++t_reuse_depth; }
-ConvWeightReuse::~ConvWeightReuse() {
-  if (--t_reuse_depth == 0) t_reused.clear();
+Tensor winograd_weight(const Tensor& w_in) {
+  MEMEL_CHECK(w_in.dim() == 4 && w_in.shape()[2] == w_in.shape()[3], "[winograd_weight] weight must be (Co, C, k, k), got ",
+              shape_str(w_in.shape()));
+  check_float(w_in, "winograd_weight");
+  Backend& be = backend_for(w_in);
+  const int64_t k = w_in.shape()[2];
+  MEMEL_CHECK(be.winograd_supported(k), "[winograd_weight] the ", w_in.device().str(),
+              " backend has no Winograd algorithm for a ", k, "x", k, " kernel");
+  Tensor w = cont(w_in);
+  Tensor U = Tensor::empty({be.winograd_points(k), w.shape()[0], w.shape()[1]}, w.dtype(), w.device());
+  be.winograd_weight(w, U);
+  const Shape ws = w.shape();
+  return autograd::record("winograd_weight", U, {w_in}, [ws](const TensorList& g) -> TensorList {
+    Tensor gw = Tensor::empty(ws, g[0].dtype(), g[0].device());
+    backend_for(gw).winograd_weight_backward(cont(g[0]), gw);
+    return {gw};
+  });
 }
 
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o) {
+Tensor winograd_conv2d(const Tensor& x_in, const Tensor& U_in, int64_t kernel, int pad_h, int pad_w) {
+  check_same(x_in, U_in, "winograd_conv2d");
+  MEMEL_CHECK(x_in.dim() == 4 && U_in.dim() == 3 && U_in.shape()[2] == x_in.shape()[1],
+              "[winograd_conv2d] input (N, C, H, W) and transformed kernel (P, Co, C) expected, got ",
+              shape_str(x_in.shape()), " and ", shape_str(U_in.shape()));
+  Backend& be = backend_for(x_in);
+  MEMEL_CHECK(be.winograd_supported(kernel) && U_in.shape()[0] == be.winograd_points(kernel),
+              "[winograd_conv2d] ", shape_str(U_in.shape()), " is not a transformed ", kernel, "x", kernel,
+              " kernel of the ", x_in.device().str(), " backend");
+  Tensor x = cont(x_in), U = cont(U_in);
+  const int64_t OH = x.shape()[2] + 2 * pad_h - kernel + 1, OW = x.shape()[3] + 2 * pad_w - kernel + 1;
+  MEMEL_CHECK(OH > 0 && OW > 0, "[winograd_conv2d] input ", shape_str(x.shape()), " is too small for a ", kernel, "x",
+              kernel, " kernel with padding (", pad_h, ", ", pad_w, ")");
+  Tensor y = Tensor::empty({x.shape()[0], U.shape()[1], OH, OW}, x.dtype(), x.device());
+  be.winograd_conv2d(x, U, kernel, pad_h, pad_w, y);
+  const bool gx = x_in.requires_grad(), gU = U_in.requires_grad();
+  return autograd::record("winograd_conv2d", y, {x_in, U_in}, [=](const TensorList& gl) -> TensorList {
+    Tensor gxt = gx ? empty_like(x) : Tensor(), gUt = gU ? empty_like(U) : Tensor();
+    backend_for(x).winograd_conv2d_backward(x, U, cont(gl[0]), kernel, pad_h, pad_w, gxt, gUt);
+    return {gxt, gUt};
+  });
+}
+
+Tensor conv2d_prepare(const Tensor& w, const Conv2dOptions& o, int64_t H, int64_t W) {
+  MEMEL_CHECK(w.dim() == 4, "[conv2d_prepare] weight must be 4-d, got ", shape_str(w.shape()));
+  const int64_t kh = w.shape()[2], kw = w.shape()[3];
+  const int64_t OH = conv_out(H, kh, o.stride_h, o.pad_h, o.dil_h), OW = conv_out(W, kw, o.stride_w, o.pad_w, o.dil_w);
+  if (!use_winograd(w, w.shape()[1] * o.groups, w.shape()[0], kh, kw, OH, OW, o)) return Tensor();
+  return winograd_weight(w);
+}
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const Conv2dOptions& o,
+              const Tensor& prepared) {
   check_conv_args(x_in, w_in, bias, o, "conv2d", false);
   Tensor x = cont(x_in), w = cont(w_in);
   const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
@@ -213,31 +247,24 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   MEMEL_CHECK(OH > 0 && OW > 0, "[conv2d] input ", shape_str(x.shape()), " is too small for kernel (", kh, ", ", kw,
               ") with padding (", o.pad_h, ", ", o.pad_w, ") and dilation (", o.dil_h, ", ", o.dil_w, ")");
   const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
-  const bool winograd = use_winograd(x, C, Co, kh, kw, OH, OW, o);
-  Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
-  Tensor U = winograd ? winograd_weight(w) : Tensor();
-  if (winograd) {
-    backend_for(x).winograd_conv2d(x, w, U, o.pad_h, o.pad_w, y);
-  } else {
-    // Not saved: the backward rebuilds the columns from x (kh*kw times smaller).
-    Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
-    backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, cols);
-    // y[n, g] (Cog, L) = w[g] (Cog, K) @ cols[n, g] (K, L)
-    grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
-                 {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
+  if (prepared.defined() || use_winograd(x, C, Co, kh, kw, OH, OW, o)) {
+    // Winograd, from the caller's transformed kernel or one made here.
+    Tensor y = winograd_conv2d(x_in, prepared.defined() ? prepared : winograd_weight(w_in), kh, o.pad_h, o.pad_w);
+    return bias.defined() ? add(y, reshape(bias, {1, Co, 1, 1})) : y;
   }
+  Tensor y = Tensor::empty({N, Co, OH, OW}, x.dtype(), x.device());
+  // Not saved: the backward rebuilds the columns from x (kh*kw times smaller).
+  Tensor cols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
+  backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, cols);
+  // y[n, g] (Cog, L) = w[g] (Cog, K) @ cols[n, g] (K, L)
+  grouped_gemm(false, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, cols, {N, K, L}, {C * kh * kw * L, L, 1}, K * L, y,
+               {N, Cog, L}, {Co * L, L, 1}, Cog * L, G, 0.0);
   if (bias.defined()) add_channel_bias(y, cont(bias));
   bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
-  if (!gx) U = Tensor();  // the backward needs the transformed kernels for the input gradient only
   return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
     Tensor gy = cont(gl[0]);
     Tensor gxt, gwt, gbt;
-    if (winograd) {
-      if (gx) gxt = empty_like(x);
-      if (gw) gwt = Tensor::empty(w.shape(), w.dtype(), w.device());
-      backend_for(x).winograd_conv2d_backward(x, w, U, gy, o.pad_h, o.pad_w, gxt, gwt);
-    }
-    if (gw && !winograd) {
+    if (gw) {
       Tensor xcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
       backend_for(x).im2col(x, int(kh), int(kw), o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, xcols);
       // gw[g] (Cog, K) = sum_n gy[n, g] (Cog, L) @ cols[n, g]^T (L, K)
@@ -251,7 +278,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
                      {1, Cog, K}, {0, K, 1}, Cog * K, G, n == 0 ? 0.0 : 1.0);
       }
     }
-    if (gx && !winograd) {
+    if (gx) {
       // gcols[n, g] (K, L) = w[g]^T (K, Cog) @ gy[n, g] (Cog, L)
       Tensor gcols = Tensor::empty({N, C * kh * kw, L}, x.dtype(), x.device());
       grouped_gemm(true, false, w, {1, Cog, K}, {0, K, 1}, Cog * K, gy, {N, Cog, L}, {Co * L, L, 1}, Cog * L, gcols,

@@ -18,9 +18,13 @@ inline void check_defined(const Tensor& t, const char* op, const char* what) {
   MEMEL_CHECK(t.defined(), "[", op, "] ", what, " is undefined");
 }
 
-inline void check_same(const Tensor& a, const Tensor& b, const char* op) {
+inline void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   MEMEL_CHECK(a.device() == b.device(), "[", op, "] operands on different devices: ", a.device().str(), " and ",
               b.device().str());
+}
+
+inline void check_same(const Tensor& a, const Tensor& b, const char* op) {
+  check_same_device(a, b, op);
   MEMEL_CHECK(a.dtype() == b.dtype(), "[", op, "] operands have different dtypes: ", dtype_name(a.dtype()), " and ",
               dtype_name(b.dtype()));
 }

@@ -89,6 +89,13 @@ Tensor Conv2d::forward(const Tensor& x) {
   return conv2d(x, weight_, bias_, op_options(args_));
 }
 
+Tensor Conv2d::prepare(int64_t H, int64_t W) const { return conv2d_prepare(weight_, op_options(args_), H, W); }
+
+Tensor Conv2d::apply_prepared(const Tensor& x, const Tensor& prepared) {
+  check_input("Conv2d", x, in_);
+  return output(conv2d(x, weight_, bias_, op_options(args_), prepared));
+}
+
 std::string Conv2d::extra_repr() const { return conv_repr(in_, out_, kernel_, args_, false); }
 
 ConvTranspose2d::ConvTranspose2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, const ConvArgs& args)

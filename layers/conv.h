@@ -42,6 +42,10 @@ class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, const ConvArgs& args = {});
   Tensor forward(const Tensor& x) override;  // (N, in, H, W) -> (N, out, OH, OW)
+  // The kernel prepared for many inputs of H x W (conv2d_prepare, autograd/ops.h), and the
+  // convolution with it (output wrappers applied, as operator()).
+  Tensor prepare(int64_t H, int64_t W) const;
+  Tensor apply_prepared(const Tensor& x, const Tensor& prepared);
   std::string extra_repr() const override;
   void reset_parameters();
 

@@ -33,14 +33,22 @@ Size2 ConvGRUCell::state_size(Size2 in) const {
                int(out(in.w, opt_.i2h_kernel.w, opt_.i2h_stride.w, opt_.i2h_padding.w, opt_.i2h_dilation.w)));
 }
 
-Tensor ConvGRUCell::step_from_gates(const Tensor& ig, const Tensor& h_in) {
+Tensor ConvGRUCell::step_from_gates(const Tensor& ig, const Tensor& h_in, Tensor* h2h_kernel) {
   const int64_t C = opt_.hidden_channels;
   Tensor h = h_in;
   if (!h.defined()) {
     MEMEL_CHECK(ig.defined(), "[ConvGRUCell] a step needs an input or a state");
     h = Tensor::zeros({ig.size(0), C, ig.size(2), ig.size(3)}, ig.dtype(), ig.device());
   }
-  Tensor hg = (*h2h_)(h);  // (B, 3C, H, W)
+  Tensor hg;  // (B, 3C, H, W)
+  if (h2h_kernel) {
+    // Over a sequence: h2h's kernel prepared at the first step (Winograd's transform, made
+    // once) and used for every step.
+    if (!h2h_kernel->defined()) *h2h_kernel = h2h_->prepare(h.size(2), h.size(3));
+    hg = h2h_->apply_prepared(h, *h2h_kernel);
+  } else {
+    hg = (*h2h_)(h);
+  }
   MEMEL_CHECK(!ig.defined() || hg.shape() == ig.shape(), "[ConvGRUCell] state gates ", shape_str(hg.shape()),
               " do not match input gates ", shape_str(ig.shape()), " (state of the wrong size?)");
   Tensor cand = gru_candidate(ig, hg, opt_.activation == "tanh", opt_.leaky_slope);
@@ -62,7 +70,7 @@ Tensor ConvGRUCell::step(const Tensor& x, const Tensor& h) {
   if (h.defined())
     MEMEL_CHECK(h.dim() == 4 && h.size(1) == opt_.hidden_channels, "[ConvGRUCell] state must be (B, ",
                 opt_.hidden_channels, ", H, W), got ", shape_str(h.shape()));
-  return step_from_gates(ig, h);
+  return step_from_gates(ig, h, nullptr);
 }
 
 Tensor ConvGRUCell::forward_sequence(const Tensor& x, const Tensor& h0) {
@@ -75,7 +83,7 @@ Tensor ConvGRUCell::forward_sequence(const Tensor& x, const Tensor& h0) {
     MEMEL_CHECK(h0.dim() == 4 && h0.size(0) == B && h0.size(1) == opt_.hidden_channels,
                 "[ConvGRUCell] initial state must be (", B, ", ", opt_.hidden_channels, ", H, W), got ",
                 shape_str(h0.shape()));
-  ConvWeightReuse reuse;  // h2h's kernels are transformed once for all steps
+  Tensor h2h_kernel;
   // All input gates at once: (B*T, Cin, H, W) -> (B*T, 3C, H', W') -> (B, T, 3C, H', W')
   Tensor g = (*i2h_)(reshape(x, {B * T, x.size(2), x.size(3), x.size(4)}));
   std::vector<Tensor> gs = unbind(reshape(g, {B, T, g.size(1), g.size(2), g.size(3)}), 1);
@@ -83,7 +91,7 @@ Tensor ConvGRUCell::forward_sequence(const Tensor& x, const Tensor& h0) {
   hs.reserve(size_t(T));
   Tensor h = h0;
   for (int64_t t = 0; t < T; ++t) {
-    h = step_from_gates(gs[size_t(t)], h);
+    h = step_from_gates(gs[size_t(t)], h, &h2h_kernel);
     hs.push_back(h);
   }
   return stack(hs, 1);  // (B, T, C, H', W')
@@ -94,12 +102,12 @@ Tensor ConvGRUCell::unroll(const Tensor& h0, int64_t steps) {
               "[ConvGRUCell] unroll needs a state (B, ", opt_.hidden_channels, ", H, W), got ",
               h0.defined() ? shape_str(h0.shape()) : std::string("none"));
   MEMEL_CHECK(steps > 0, "[ConvGRUCell] unroll steps must be positive, got ", steps);
-  ConvWeightReuse reuse;  // h2h's kernels are transformed once for all steps
+  Tensor h2h_kernel;
   std::vector<Tensor> hs;
   hs.reserve(size_t(steps));
   Tensor h = h0;
   for (int64_t t = 0; t < steps; ++t) {
-    h = step_from_gates(Tensor(), h);
+    h = step_from_gates(Tensor(), h, &h2h_kernel);
     hs.push_back(h);
   }
   return stack(hs, 1);

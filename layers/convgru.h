@@ -58,7 +58,9 @@ class ConvGRUCell : public Module {
 
  private:
   // One step from precomputed input gates ig (B, 3C, H, W) or undefined.
-  Tensor step_from_gates(const Tensor& ig, const Tensor& h);
+  // h2h_kernel: null for a single step; over a sequence, the h2h kernel prepared at the
+  // first step (layers/conv.h Conv2d::prepare) and reused.
+  Tensor step_from_gates(const Tensor& ig, const Tensor& h, Tensor* h2h_kernel);
 
   ConvGRUOptions opt_;
   std::shared_ptr<Conv2d> i2h_, h2h_;

@@ -212,6 +212,24 @@ StateDict Module::state_dict() const {
   return sd;
 }
 
+Module& Module::to(Device d) {
+  for (auto* list : {&params_, &buffers_})
+    for (Slot& slot : *list) {
+      Tensor& t = slot.tensor;
+      if (!t.defined()) continue;
+      t.move_to_(d);
+      if (t.grad().defined()) {
+        Tensor g = t.grad();
+        g.move_to_(d);
+      }
+    }
+  for (auto& [name, c] : children_) {
+    (void)name;
+    c->to(d);
+  }
+  return *this;
+}
+
 LoadReport Module::load_state_dict(const StateDict& sd, bool strict) {
   LoadReport rep;
   StateDict mine = state_dict();

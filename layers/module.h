@@ -77,6 +77,10 @@ class Module {
   const std::vector<std::shared_ptr<Module>>& output_wrappers() const { return output_wrappers_; }
 
   // --- modes, state --------------------------------------------------------------
+  // Moves every parameter and buffer, and their gradients, to device d in place (handles
+  // held by layers and optimizers follow). Returns *this.
+  Module& to(Device d);
+
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }

@@ -498,24 +498,24 @@ Tensor reverse_deactivate(const Tensor& x_in, const std::vector<int64_t>& indice
   MEMEL_CHECK(values.numel() == static_cast<int64_t>(indices.size()), "[memel_rd] ", values.numel(), " values for ",
               indices.size(), " indices");
   Tensor y = x_in.contiguous_copy();
-  std::vector<double> vals = values.to_vector();
-  MEMEL_DISPATCH_FLOAT(y.dtype(), "memel_rd", [&] {
-    using T = scalar_t;
-    T* py = y.data<T>();
-    for (size_t s = 0; s < indices.size(); ++s) {
-      MEMEL_CHECK(indices[s] >= 0 && indices[s] < y.numel(), "[memel_rd] index ", indices[s], " out of range for ",
-                  y.numel(), " elements");
-      py[indices[s]] = T(vals[s]);
-    }
-  });
-  auto idx = std::make_shared<std::vector<int64_t>>(indices);
-  return autograd::record("memel_rd", y, {x_in}, [idx, delta](const autograd::TensorList& g) -> autograd::TensorList {
+  const int64_t n = y.numel(), k = static_cast<int64_t>(indices.size());
+  for (int64_t i : indices)
+    MEMEL_CHECK(i >= 0 && i < n, "[memel_rd] index ", i, " out of range for ", n, " elements");
+  Backend& be = backend_for(y);
+  const Tensor idx = Tensor::from_vector(indices, {k}).to(y.device());
+  // y[idx] = values (in y's dtype)
+  Tensor yf = y.as_strided({n, 1}, {1, 1}, y.offset());
+  const Tensor vals = values.to(y.device()).to_dtype(y.dtype()).contiguous_copy();
+  be.index_put(vals.as_strided({k, 1}, {1, 1}, vals.offset()), idx, yf, "memel_rd");
+  return autograd::record("memel_rd", y, {x_in}, [idx, k, delta](const autograd::TensorList& g) -> autograd::TensorList {
+    // gx = g, except gx[idx] = -delta * g[idx]
     Tensor gx = g[0].contiguous_copy();
-    MEMEL_DISPATCH_FLOAT(gx.dtype(), "memel_rd", [&] {
-      using T = scalar_t;
-      T* pg = gx.data<T>();
-      for (int64_t i : *idx) pg[i] = T(-delta) * pg[i];
-    });
+    Backend& b = backend_for(gx);
+    Tensor gf = gx.as_strided({gx.numel(), 1}, {1, 1}, gx.offset());
+    Tensor picked = Tensor::empty({k, 1}, gx.dtype(), gx.device());
+    b.index_select(gf, idx, picked, "memel_rd");
+    b.unary(UnaryOp::MulScalar, picked, picked, -delta);
+    b.index_put(picked, idx, gf, "memel_rd");
     return {gx};
   });
 }

@@ -5,74 +5,11 @@
 #include <cmath>
 #include <type_traits>
 
-#include "core/thread_pool.h"
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen's AVX-512 packet code
-#include <Eigen/Core>
-#pragma GCC diagnostic pop
+#include "tensor/backend.h"
 
 namespace memel {
 
 namespace {
-
-// One Adam(W) step over n elements; the options that change the loop body are template
-// parameters, and chunks run on the thread pool (elementwise, so the result does not
-// depend on the split). Each chunk runs in blocks of kAdamBlock elements with Eigen array
-// expressions (packet sqrt, IEEE-exact like std::sqrt).
-constexpr int64_t kAdamBlock = 512;
-
-template <typename T, bool Decoupled, bool Decay, bool AmsGrad>
-void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-               int64_t n, T step_size, T bc2_sqrt, T b1, T b2, T omb1, T omb2, T eps_t, T decay, T wd_t) {
-  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
-  parallel_for(n, 16384, [&](int64_t s, int64_t e) {
-    T gbuf[kAdamBlock];
-    for (int64_t b = s; b < e; b += kAdamBlock) {
-      const Eigen::Index len = static_cast<Eigen::Index>(std::min<int64_t>(kAdamBlock, e - b));
-      Eigen::Map<A> P(p + b, len), M(m + b, len), V(v + b, len);
-      Eigen::Map<const A> G0(g + b, len);
-      if (!Decoupled && Decay) Eigen::Map<A>(gbuf, len) = G0 + wd_t * P;  // L2 penalty in the gradient
-      Eigen::Map<const A> G(!Decoupled && Decay ? gbuf : g + b, len);
-      if (Decoupled && Decay) P *= decay;
-      M = M * b1 + omb1 * G;
-      V = V * b2 + omb2 * G * G;
-      if (AmsGrad) {
-        Eigen::Map<A> VM(vmax + b, len);
-        VM = VM.max(V);
-        P -= step_size * M / (VM.sqrt() / bc2_sqrt + eps_t);
-      } else {
-        P -= step_size * M / (V.sqrt() / bc2_sqrt + eps_t);
-      }
-    }
-  });
-}
-
-template <typename T>
-void adam_update(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, int64_t step, double lr, double wd, double beta1,
-                 double beta2, double eps, bool decoupled) {
-  const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-  const T step_size = static_cast<T>(lr / bc1);
-  const T bc2_sqrt = static_cast<T>(std::sqrt(bc2));
-  const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2), omb1 = static_cast<T>(1.0 - beta1),
-          omb2 = static_cast<T>(1.0 - beta2), eps_t = static_cast<T>(eps);
-  const T decay = static_cast<T>(1.0 - lr * wd), wd_t = static_cast<T>(wd);
-  const bool dec = wd != 0.0, ams = vmax != nullptr;
-  auto run = [&](auto d, auto w, auto a) {
-    adam_loop<T, decltype(d)::value, decltype(w)::value, decltype(a)::value>(p, g, m, v, vmax, n, step_size, bc2_sqrt,
-                                                                            b1, b2, omb1, omb2, eps_t, decay, wd_t);
-  };
-  using Y = std::true_type;
-  using N = std::false_type;
-  if (decoupled) {
-    if (dec) ams ? run(Y(), Y(), Y()) : run(Y(), Y(), N());
-    else ams ? run(Y(), N(), Y()) : run(Y(), N(), N());
-  } else {
-    if (dec) ams ? run(N(), Y(), Y()) : run(N(), Y(), N());
-    else ams ? run(N(), N(), Y()) : run(N(), N(), N());
-  }
-}
 
 Tensor buffer(std::map<std::string, Tensor>& bufs, const std::string& name, const Tensor& p) {
   auto it = bufs.find(name);
@@ -90,17 +27,24 @@ void check_adam_group(const char* T, const ParamGroup& g) {
   MEMEL_CHECK(ams == 0.0 || ams == 1.0, "[", T, "] amsgrad must be 0 or 1, got ", ams);
 }
 
-void run_adam(const ParamGroup& group, Tensor& p, const Tensor& g,
-              std::map<std::string, Tensor>& bufs, int64_t step, bool decoupled) {
-  Tensor m = buffer(bufs, "exp_avg", p), v = buffer(bufs, "exp_avg_sq", p);
-  Tensor vmax;
-  if (group.option("amsgrad") != 0.0) vmax = buffer(bufs, "max_exp_avg_sq", p);
-  MEMEL_DISPATCH_FLOAT(p.dtype(), decoupled ? "AdamW" : "Adam", [&] {
-    adam_update<scalar_t>(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(), v.data<scalar_t>(),
-                          vmax.defined() ? vmax.data<scalar_t>() : nullptr, p.numel(), step, *group.lr,
-                          *group.weight_decay, group.option("beta1"), group.option("beta2"), group.option("eps"),
-                          decoupled);
-  });
+void run_adam(const ParamGroup& group, const std::vector<Optimizer::Update>& params, bool decoupled) {
+  AdamHyper h;
+  h.lr = *group.lr;
+  h.weight_decay = *group.weight_decay;
+  h.beta1 = group.option("beta1");
+  h.beta2 = group.option("beta2");
+  h.eps = group.option("eps");
+  h.decoupled = decoupled;
+  const bool ams = group.option("amsgrad") != 0.0;
+  for (const auto& on_device : Optimizer::by_device(params)) {
+    std::vector<AdamSlot> slots;
+    for (const auto& u : on_device) {
+      auto& bufs = u.state->buffers;
+      slots.push_back({u.p, u.g, buffer(bufs, "exp_avg", u.p), buffer(bufs, "exp_avg_sq", u.p),
+                       ams ? buffer(bufs, "max_exp_avg_sq", u.p) : Tensor(), u.state->step});
+    }
+    backend_for(on_device[0].p).adam_step(slots, h);
+  }
 }
 
 template <typename O>
@@ -122,9 +66,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
 
 void AdamW::check_group(const ParamGroup& g) const { check_adam_group("AdamW", g); }
 
-void AdamW::update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& st) {
-  run_adam(group, p, g, st.buffers, st.step, true);
-}
+void AdamW::update(const ParamGroup& group, const std::vector<Update>& params) { run_adam(group, params, true); }
 
 // --- Adam -------------------------------------------------------------------------
 
@@ -138,9 +80,7 @@ Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o)
 
 void Adam::check_group(const ParamGroup& g) const { check_adam_group("Adam", g); }
 
-void Adam::update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& st) {
-  run_adam(group, p, g, st.buffers, st.step, false);
-}
+void Adam::update(const ParamGroup& group, const std::vector<Update>& params) { run_adam(group, params, false); }
 
 // --- parameter groups --------------------------------------------------------------
 

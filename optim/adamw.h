@@ -40,7 +40,7 @@ class AdamW : public Optimizer {
 
  protected:
   void check_group(const ParamGroup& g) const override;
-  void update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& state) override;
+  void update(const ParamGroup& group, const std::vector<Update>& params) override;
 };
 
 class Adam : public Optimizer {
@@ -50,7 +50,7 @@ class Adam : public Optimizer {
 
  protected:
   void check_group(const ParamGroup& g) const override;
-  void update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& state) override;
+  void update(const ParamGroup& group, const std::vector<Update>& params) override;
 };
 
 // True for parameters that conventionally get no weight decay: tensors of rank <= 1

@@ -1,31 +1,37 @@
 #include "optim/clip.h"
 
+#include <algorithm>
 #include <cmath>
 
-#include "autograd/ops.h"
+#include "tensor/backend.h"
 
 namespace memel {
 
+namespace {
+
+// The defined gradients of `params`, split by device.
+std::vector<std::vector<Tensor>> grads_by_device(const std::vector<Tensor>& params) {
+  std::vector<std::vector<Tensor>> r;
+  for (const Tensor& p : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    const Tensor g = p.grad();
+    auto it = std::find_if(r.begin(), r.end(), [&](const std::vector<Tensor>& v) { return v[0].device() == g.device(); });
+    if (it == r.end())
+      r.push_back({g});
+    else
+      it->push_back(g);
+  }
+  return r;
+}
+
+}  // namespace
+
 double grad_norm(const std::vector<Tensor>& params) {
   double total = 0.0;
-  for (const Tensor& p : params) {
-    if (!p.defined()) continue;
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    if (!g.device().is_cpu()) g = g.to(Device::cpu());
-    if (!g.is_contiguous()) g = g.contiguous_copy();
-    MEMEL_DISPATCH_FLOAT(g.dtype(), "grad_norm", [&] {
-      const scalar_t* d = g.data<scalar_t>();
-      const int64_t n = g.numel();
-      // Eight running sums in a fixed order (independent adds that vectorise).
-      double part[8] = {};
-      int64_t i = 0;
-      for (; i + 8 <= n; i += 8)
-        for (int64_t l = 0; l < 8; ++l) part[l] += static_cast<double>(d[i + l]) * static_cast<double>(d[i + l]);
-      double s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-      for (; i < n; ++i) s += static_cast<double>(d[i]) * static_cast<double>(d[i]);
-      total += s;
-    });
+  for (const auto& gs : grads_by_device(params)) {
+    Tensor s = Tensor::empty({}, DType::F64, gs[0].device());
+    backend_for(s).sum_squares(gs, s);
+    total += s.item();
   }
   return std::sqrt(total);
 }
@@ -39,22 +45,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, bool e
   }
   const double coef = max_norm / (norm + 1e-6);
   if (coef >= 1.0) return norm;
-  NoGradGuard ng;
-  for (const Tensor& p : params) {
-    if (!p.defined()) continue;
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    if (g.device().is_cpu() && g.is_contiguous()) {
-      MEMEL_DISPATCH_FLOAT(g.dtype(), "clip_grad_norm", [&] {
-        scalar_t* d = g.data<scalar_t>();
-        const scalar_t c = static_cast<scalar_t>(coef);
-        const int64_t n = g.numel();
-        for (int64_t i = 0; i < n; ++i) d[i] *= c;
-      });
-    } else {
-      g.copy_from(mul(g, coef));
-    }
-  }
+  for (const auto& gs : grads_by_device(params))
+    for (Tensor g : gs) backend_for(g).unary(UnaryOp::MulScalar, g, g, coef);  // in place, any strides
   return norm;
 }
 

@@ -1,5 +1,7 @@
 #include "optim/optimizer.h"
 
+#include <algorithm>
+
 #include <set>
 
 #include "autograd/node.h"
@@ -89,6 +91,7 @@ void Optimizer::step() {
   NoGradGuard ng;
   size_t idx = 0;
   for (auto& group : groups_) {
+    std::vector<Update> ups;
     for (size_t k = 0; k < group.params.size(); ++k, ++idx) {
       Tensor p = group.params[k];
       Tensor g = p.grad();
@@ -96,16 +99,29 @@ void Optimizer::step() {
       auto what = [&] { return group.names.empty() ? str_cat("parameter ", idx) : "parameter '" + group.names[k] + "'"; };
       MEMEL_CHECK(g.shape() == p.shape(), "[", type_name_, "] gradient ", shape_str(g.shape()), " of ", what(),
                   " does not match its shape ", shape_str(p.shape()));
-      MEMEL_CHECK(p.device().is_cpu() && g.device().is_cpu(), "[", type_name_, "] ", what(), " is on ",
-                  p.device().str(), "; only CPU updates are implemented");
+      MEMEL_CHECK(g.device() == p.device(), "[", type_name_, "] ", what(), " is on ", p.device().str(),
+                  " but its gradient on ", g.device().str());
       MEMEL_CHECK(p.is_contiguous(), "[", type_name_, "] ", what(), " is not contiguous");
       if (g.dtype() != p.dtype()) g = g.to_dtype(p.dtype());
       if (!g.is_contiguous()) g = g.contiguous_copy();
       ParamState& st = state_[idx];
       ++st.step;
-      update(group, p, g, st);
+      ups.push_back({p, g, &st});
     }
+    if (!ups.empty()) update(group, ups);
   }
+}
+
+std::vector<std::vector<Optimizer::Update>> Optimizer::by_device(const std::vector<Update>& params) {
+  std::vector<std::vector<Update>> r;
+  for (const Update& u : params) {
+    auto it = std::find_if(r.begin(), r.end(), [&](const std::vector<Update>& v) { return v[0].p.device() == u.p.device(); });
+    if (it == r.end())
+      r.push_back({u});
+    else
+      it->push_back(u);
+  }
+  return r;
 }
 
 void Optimizer::zero_grad() {

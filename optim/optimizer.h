@@ -83,22 +83,32 @@ class Optimizer {
   // number of parameters with the same shapes (and names, where both sides have them).
   void load_state_dict(const OptimizerState& s);
 
+  struct ParamState {
+    int64_t step = 0;
+    std::map<std::string, Tensor> buffers;  // e.g. "exp_avg"; created by update()
+  };
+  // One parameter to update: p and g have the same shape, dtype and device, and are
+  // contiguous; the state's step count is already incremented (1 on the first update).
+  struct Update {
+    Tensor p, g;
+    ParamState* state;
+  };
+  // `params` split by device, in order (a backend call updates one device's parameters).
+  static std::vector<std::vector<Update>> by_device(const std::vector<Update>& params);
+
  protected:
   struct Defaults {
     double lr = 1e-3;
     double weight_decay = 0.0;
     std::map<std::string, double> options;  // every option the optimizer knows
   };
-  struct ParamState {
-    int64_t step = 0;
-    std::map<std::string, Tensor> buffers;  // e.g. "exp_avg"; created by update()
-  };
   Optimizer(std::string type_name, std::vector<ParamGroup> groups, Defaults defaults);
   // Checks an option's value (called for every group at construction and on load).
   virtual void check_group(const ParamGroup& g) const {}
-  // Updates p in place from g. p and g: same shape and dtype, contiguous, CPU. The step
-  // count is already incremented (1 on the first update).
-  virtual void update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& state) = 0;
+  // Updates every parameter of a group that has a gradient, in place, through the
+  // backend of their device (one call per device).
+  virtual void update(const ParamGroup& group, const std::vector<Update>& params) = 0;
+
 
  private:
   std::string type_name_;

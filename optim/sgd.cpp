@@ -1,29 +1,9 @@
 #include "optim/sgd.h"
 
+#include "tensor/backend.h"
+
 namespace memel {
 
-namespace {
-
-// One fused pass; buf is null without momentum. Same operation order as PyTorch's
-// single-tensor SGD (the scalars rounded to the parameter's type).
-template <typename T>
-void sgd_update(T* p, const T* g, T* buf, bool first, int64_t n, double lr, double wd, double momentum,
-                double dampening, bool nesterov) {
-  const T wd_t = static_cast<T>(wd), mom = static_cast<T>(momentum), damp1 = static_cast<T>(1.0 - dampening);
-  const T neg_lr = static_cast<T>(-lr);
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i];
-    if (wd != 0.0) d = d + wd_t * p[i];
-    if (buf) {
-      const T b = first ? d : buf[i] * mom + damp1 * d;
-      buf[i] = b;
-      d = nesterov ? d + mom * b : b;
-    }
-    p[i] = p[i] + neg_lr * d;
-  }
-}
-
-}  // namespace
 
 Optimizer::Defaults SGD::defaults_for(const SGDOptions& o) {
   Defaults d;
@@ -47,26 +27,28 @@ void SGD::check_group(const ParamGroup& g) const {
   MEMEL_CHECK(n == 0.0 || (m > 0.0 && d == 0.0), "[SGD] Nesterov momentum requires a momentum and zero dampening");
 }
 
-void SGD::update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& st) {
-  const double momentum = group.option("momentum");
-  const bool nesterov = group.option("nesterov") != 0.0;
-  bool first = false;
-  Tensor buf;
-  if (momentum != 0.0) {
-    auto it = st.buffers.find("momentum_buffer");
-    if (it == st.buffers.end()) {
-      buf = Tensor::empty(p.shape(), p.dtype(), p.device());
-      st.buffers["momentum_buffer"] = buf;
-      first = true;
-    } else {
-      buf = it->second;
+void SGD::update(const ParamGroup& group, const std::vector<Update>& params) {
+  SgdHyper h;
+  h.lr = *group.lr;
+  h.weight_decay = *group.weight_decay;
+  h.momentum = group.option("momentum");
+  h.dampening = group.option("dampening");
+  h.nesterov = group.option("nesterov") != 0.0;
+  for (const auto& on_device : by_device(params)) {
+    std::vector<SgdSlot> slots;
+    for (const auto& u : on_device) {
+      SgdSlot s{u.p, u.g, Tensor(), false};
+      if (h.momentum != 0.0) {
+        auto& bufs = u.state->buffers;
+        auto it = bufs.find("momentum_buffer");
+        s.first = it == bufs.end();
+        s.buf = s.first ? (bufs["momentum_buffer"] = Tensor::empty(u.p.shape(), u.p.dtype(), u.p.device()))
+                        : it->second;
+      }
+      slots.push_back(s);
     }
+    backend_for(on_device[0].p).sgd_step(slots, h);
   }
-  MEMEL_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
-    sgd_update<scalar_t>(p.data<scalar_t>(), g.data<scalar_t>(), buf.defined() ? buf.data<scalar_t>() : nullptr,
-                         first, p.numel(), *group.lr, *group.weight_decay, momentum, group.option("dampening"),
-                         nesterov);
-  });
 }
 
 }  // namespace memel

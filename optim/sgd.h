@@ -24,7 +24,7 @@ class SGD : public Optimizer {
 
  protected:
   void check_group(const ParamGroup& g) const override;
-  void update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& state) override;
+  void update(const ParamGroup& group, const std::vector<Update>& params) override;
 
  private:
   static Defaults defaults_for(const SGDOptions& o);

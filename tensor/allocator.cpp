@@ -90,11 +90,6 @@ Allocator& cpu_allocator() {
   return *a;
 }
 
-#ifndef MEMEL_WITH_CUDA
-Allocator& allocator_for(Device d) {
-  MEMEL_CHECK(d.is_cpu(), "[allocator] device ", d.str(), " requested but memel was built without CUDA");
-  return cpu_allocator();
-}
-#endif
+
 
 }  // namespace memel

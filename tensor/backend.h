@@ -1,14 +1,31 @@
 #pragma once
-// The kernel interface. Every device implements it once (tensor/cpu, tensor/cuda);
-// ops in autograd/ pick the backend of their inputs' device with backend_for() and
-// never test which device they are on. Unless a kernel says otherwise, tensor
-// arguments are contiguous and outputs are preallocated with the right shape/dtype.
+// The kernel contract and the device registry (docs/backends.md).
+//
+// A backend runs kernels on one device's memory. The contract has two levels:
+//   core   every backend implements these (pure virtual): copies and fills, host
+//          transfers, elementwise unary/binary/where with broadcasting and strides,
+//          reductions, argmax, GEMM, counter-based uniform numbers, row gather/scatter-add.
+//   fused  kernels a backend may offer (softmax, LayerNorm, attention, convolution paths,
+//          pooling, GRU gates, cross-entropy, dropout, optimizer updates, the memel pass,
+//          ...). Each is a public non-virtual entry point; a backend overrides the
+//          protected `*_fused` hook of the ones it has, and the base hook composes the
+//          kernel from core calls (tensor/fallback.cpp). FallbackScope makes every entry
+//          point take the composed form, so tests compare both on every backend.
+//
+// Ops in autograd/ and layers pick the backend of their inputs' device with backend_for()
+// and never test which device they are on. Unless a kernel says otherwise, tensor
+// arguments are on the backend's device, contiguous, and outputs are preallocated with
+// the right shape and dtype.
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "tensor/tensor.h"
 
 namespace memel {
+
+class Allocator;
 
 enum class UnaryOp : uint8_t {
   Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Square, Reciprocal, Sin, Cos,
@@ -22,132 +39,241 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Max, Min, Pow, Eq, Ne, Gt, G
 
 enum class ReduceOp : uint8_t { Sum, Max, Min, Prod };
 
+// Hyper-parameters of one Adam(W) update (optim/adamw.h has the formulas).
+struct AdamHyper {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = true;  // AdamW: decay the weights; Adam: add weight_decay * p to the gradient
+};
+// One parameter's Adam state: p, g, m, v (and vmax with amsgrad, else undefined), all of
+// p's shape and dtype; `step` counts this update (1 on the first).
+struct AdamSlot {
+  Tensor p, g, m, v, vmax;
+  int64_t step = 1;
+};
+struct SgdHyper {
+  double lr = 1e-3, weight_decay = 0.0, momentum = 0.0, dampening = 0.0;
+  bool nesterov = false;
+};
+// buf undefined without momentum; `first`: the buffer is set to the gradient, not mixed.
+struct SgdSlot {
+  Tensor p, g, buf;
+  bool first = false;
+};
+
+// Geometry of Swin's windows over an image (B, H, W, C), window w, cyclic shift (sh, sw):
+// window position (y, x) of the shifted map holds image pixel ((y + sh) % H, (x + sw) % W).
+struct WindowGeometry {
+  int64_t B = 0, H = 0, W = 0, C = 0, w = 1, sh = 0, sw = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+  virtual Allocator& allocator() = 0;
+  // One line on the kernels in use, for logs and memel-bench ("OpenBLAS 0.3.21 (Zen)").
+  virtual std::string describe() const = 0;
+
+  // ===== core: every backend implements these =========================================
 
   // dst = src elementwise for any strides of either; converts dtype.
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
   virtual void fill(Tensor& dst, double value) = 0;  // any strides
-  // Copy bytes between host and this device (dst/src may be on either side).
+  // Copies bytes between host memory and this device's memory.
   virtual void memcpy_host(void* dst, const void* src, size_t nbytes, bool to_device) = 0;
 
-  // out = op(x); x and out have the same shape (x may be strided).
+  // out = op(x); x and out have the same shape (x may be strided). out may be x itself.
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) = 0;
-  // gx = gy * d op(x)/dx (uses x, or y = op(x) where cheaper).
+  // gx = gy * d op(x)/dx (uses x, or y = op(x) where cheaper; y may be undefined for ops
+  // that do not use it).
   virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
                               double alpha) = 0;
   // out = a op b; a and b are views already expanded to out's shape (stride 0 on
-  // broadcast axes). Comparison ops write 1/0 in out's dtype.
+  // broadcast axes), of out's dtype. Comparison ops write 1/0. out may be a or b itself.
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
   // out (keepdim shape: 1 on reduced axes) = reduce over the axes where out has size 1
-  // and x does not. x may be strided.
+  // and x does not. x may be strided. Sums of floats accumulate in double.
   virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out) = 0;
-  // out = where(cond != 0, a, b), all expanded to out's shape.
+  // out = where(cond != 0, a, b), all expanded to out's shape (cond of any dtype).
   virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
-
-  // out (rows) I64 = index of the first maximum of each row of x (rows, n).
+  // out (rows) I64 = index of the first maximum of each row of x (rows, n) (NaN wins).
   virtual void argmax_last(const Tensor& x, Tensor& out) = 0;
-
   // C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] for b in [0, batch). A, B, C are
   // 3-d (batch, rows, cols) views with unit stride in the last axis; a batch stride
   // of 0 broadcasts. op(A) is (M, K), op(B) is (K, N), C is (M, N).
   virtual void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
                     Tensor& c) = 0;
+  // out[i] = philox_uniform(seed, offset, i) (core/rng.h, a float in [0, 1)) converted to
+  // out's floating dtype, for the flat index i of contiguous out.
+  virtual void uniform(uint64_t seed, uint64_t offset, Tensor& out) = 0;
+  // out (n, d) = x (v, d) rows ids (n) (I32/I64). Throws, naming `op`, on an id outside [0, v).
+  virtual void index_select(const Tensor& x, const Tensor& ids, Tensor& out, const char* op) = 0;
+  // out (v, d) += src (n, d) rows to rows ids (n), in the order of i (fixed sums).
+  virtual void index_add(const Tensor& src, const Tensor& ids, Tensor& out, const char* op) = 0;
+  // out (v, d) rows ids (n) = src (n, d) rows (ids distinct).
+  virtual void index_put(const Tensor& src, const Tensor& ids, Tensor& out, const char* op) = 0;
 
-  // Softmax / log-softmax over the last axis of a contiguous (rows, n) tensor.
-  virtual void softmax(const Tensor& x, Tensor& y, bool log) = 0;
-  virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) = 0;
+  // ===== fused: public entry points; hooks below =======================================
 
+  // Softmax / log-softmax over the last axis of a (rows, n) tensor.
+  void softmax(const Tensor& x, Tensor& y, bool log);
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log);
   // LayerNorm over the last axis: x (rows, n); weight/bias (n) or undefined.
-  // mean/rstd (rows) are saved for the backward.
-  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
-                          Tensor& mean, Tensor& rstd) = 0;
-  // gw/gb may be undefined when weight/bias are.
-  virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                   const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) = 0;
-
-  // mask[i] = (philox_uniform(seed, offset, i) >= p) / (1 - p), in x's float dtype.
-  virtual void dropout_mask(uint64_t seed, uint64_t offset, double p, Tensor& mask) = 0;
-
-  // out (n, d) = weight (v, d) rows picked by ids (n) (I32/I64). Throws on an id
-  // outside [0, v).
-  virtual void embedding(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
-  // gw (v, d) += scatter of gout (n, d) rows to ids.
-  virtual void embedding_backward(const Tensor& gout, const Tensor& ids, Tensor& gw) = 0;
-
+  // mean/rstd (rows) are saved for the backward; gw/gb may be undefined.
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y, Tensor& mean,
+                  Tensor& rstd);
+  void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb);
+  // mask[i] = (u_i >= float(p)) / (1 - p) with u = uniform(seed, offset), in mask's dtype.
+  void dropout_mask(uint64_t seed, uint64_t offset, double p, Tensor& mask);
   // im2col for one image batch: x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW).
-  virtual void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                      Tensor& cols) = 0;
-  // col2im: accumulates cols (N, C*kh*kw, OH*OW) into x (N, C, H, W) (x is zeroed first).
-  virtual void col2im(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                      Tensor& x) = 0;
-  // Winograd convolution (CPU: tensor/cpu/winograd.cpp) for groups 1, stride 1, dilation 1
-  // and a square kernel: x (N, C, H, W), w (Co, C, k, k), y (N, Co, OH, OW) with
-  // OH = H + 2 ph - k + 1. Ops call it only for a kernel size the backend reports.
-  // winograd_weight returns w in the transformed domain; the convolution takes both. The
-  // backward writes gx and/or gw from gy; an undefined one is not computed.
-  virtual bool winograd_supported(int64_t kernel) const { return false; }
-  virtual Tensor winograd_weight(const Tensor& w) {
-    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
-  }
-  virtual void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) {
-    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
-  }
-  virtual void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph,
-                                        int pw, Tensor& gx, Tensor& gw) {
-    MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str());
-  }
-
-  // Pooling over (N, C, H, W). Max pooling records the argmax (I64, flat index in H*W).
-  virtual void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y,
-                          Tensor& argmax) = 0;
-  virtual void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, Tensor& gx) = 0;
-  virtual void avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
-                          Tensor& y) = 0;
-  virtual void avg_pool2d_backward(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw,
-                                   bool count_pad, Tensor& gx) = 0;
-
-  // Fused scaled-dot-product attention (tensor/cpu/attention.cpp), one (batch, head) at a
-  // time: P = softmax(scale * q k^T + mask) over keys, optional dropout on P, out = P v.
-  // q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) and out (B, H, Tq, Dv) are views
-  // with unit stride in the last axis; mask is additive, a view expanded to (B, H, Tq, Tk)
-  // (any strides), or undefined. lse (B, H, Tq) contiguous receives each row's
-  // log-sum-exp (-inf for a row whose every key is -inf), so the backward recomputes P
-  // instead of saving it. Dropout (p > 0) keeps element (b, h, i, j) when
-  // philox_uniform(seed, offset, flat index in (B, H, Tq, Tk)) >= p and scales by 1/(1-p).
-  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
-                         double p, uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse) = 0;
-  // Gradients of the above for gout (B, H, Tq, Dv); gq, gk, gv are views like q, k, v.
-  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                  const Tensor& lse, const Tensor& gout, double scale, double p, uint64_t seed,
-                                  uint64_t offset, Tensor& gq, Tensor& gk, Tensor& gv) = 0;
-
-  // Fused ConvGRU gates (see gru_candidate / gru_update in autograd/ops.h): gate tensors
-  // xg (undefined for a cell without input) and hg (B, 3C, L) with thirds (reset, update,
-  // new); cand, h, out (B, C, L). tanh_act picks tanh over leaky ReLU with `slope`.
-  virtual void gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand) = 0;
+  void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols);
+  // col2im: x (N, C, H, W) = the sum of cols (N, C*kh*kw, OH*OW) placed at their windows.
+  void col2im(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& x);
+  // Pooling over (N, C, H, W). Max pooling records the argmax (I64, flat index in H*W;
+  // the first maximum of the window in row-major order; NaN wins).
+  void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y, Tensor& argmax);
+  void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, Tensor& gx);
+  void avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad, Tensor& y);
+  void avg_pool2d_backward(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
+                           Tensor& gx);
+  // Scaled-dot-product attention: P = softmax(scale * q k^T + mask) over keys, dropout on
+  // P, out = P v. q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv), out (B, H, Tq, Dv):
+  // views with unit stride in the last axis; mask additive, a view expanded to
+  // (B, H, Tq, Tk), or undefined. lse (B, H, Tq) contiguous receives each row's
+  // log-sum-exp (-inf for a row whose every key is -inf). Dropout (p > 0) keeps element
+  // (b, h, i, j) when uniform(seed, offset) at its flat index in (B, H, Tq, Tk) >= float(p),
+  // scaled by 1/(1-p).
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale, double p,
+                 uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse);
+  // Gradients for gout (B, H, Tq, Dv); gq, gk, gv are views like q, k, v.
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& lse,
+                          const Tensor& gout, double scale, double p, uint64_t seed, uint64_t offset, Tensor& gq,
+                          Tensor& gk, Tensor& gv);
+  // Swin window attention without dropout: qkv (BW, N, 3C) with heads of d = C / heads,
+  // bias (heads, N, N), mask (nW, N, N) added to window b's scores as mask[b % nW], or
+  // undefined. out (BW, N, C); probs (BW, heads, N, N) saved for the backward.
+  void window_attention(const Tensor& qkv, const Tensor& bias, const Tensor& mask, int64_t heads, double scale,
+                        Tensor& out, Tensor& probs);
+  // gqkv (BW, N, 3C) and gbias (heads, N, N) (undefined: not computed).
+  void window_attention_backward(const Tensor& qkv, const Tensor& probs, const Tensor& gout, int64_t heads,
+                                 double scale, Tensor& gqkv, Tensor& gbias);
+  // Image (B, H, W, C) <-> its shifted windows (B * H/w * W/w, w*w, C) (WindowGeometry).
+  void window_gather(const Tensor& image, const WindowGeometry& g, Tensor& windows);
+  void window_scatter(const Tensor& windows, const WindowGeometry& g, Tensor& image);
+  // ConvGRU gates (autograd/ops.h gru_candidate / gru_update): xg (undefined for a cell
+  // without input) and hg (B, 3C, L) in thirds (reset, update, new); cand, h, out (B, C, L).
+  void gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand);
   // gxg (undefined when xg is) and ghg from gcand; their update thirds are set to 0.
-  virtual void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
-                                      bool tanh_act, double slope, Tensor& gxg, Tensor& ghg) = 0;
-  virtual void gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out) = 0;
+  void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
+                              bool tanh_act, double slope, Tensor& gxg, Tensor& ghg);
+  void gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out);
   // gxg and ghg get their update thirds (the others set to 0); gcand and gh.
-  virtual void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
-                                   const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh) = 0;
-
+  void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+                           const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh);
   // Cross-entropy on logits (rows, classes) with integer targets (rows). Per-row loss
-  // written to `loss` (0 for ignored rows); `lse` (rows) saved for the backward.
-  virtual void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
-                             Tensor& loss, Tensor& lse) = 0;
-  // glogits = d(sum_i scale_i * loss_i)/dlogits with scale = grow (rows).
-  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse,
-                                      const Tensor& grow, int64_t ignore_index, double smoothing,
-                                      Tensor& glogits) = 0;
+  // written to `loss` (0 for ignored rows); `lse` (rows) saved for the backward. Throws on
+  // a target outside [0, classes) that is not ignore_index.
+  void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
+                     Tensor& loss, Tensor& lse);
+  // glogits = d(sum_i grow_i * loss_i)/dlogits.
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse, const Tensor& grow,
+                              int64_t ignore_index, double smoothing, Tensor& glogits);
+  // Optimizer updates of many parameters in one call (in place).
+  void adam_step(const std::vector<AdamSlot>& slots, const AdamHyper& h);
+  void sgd_step(const std::vector<SgdSlot>& slots, const SgdHyper& h);
+  // out (scalar, F64) = sum over the tensors of the sum of their squared elements.
+  void sum_squares(const std::vector<Tensor>& ts, Tensor& out);
+
+  // Winograd convolution, an algorithm a backend may have (no composed form: conv2d picks
+  // im2col + GEMM where a backend has none). Groups 1, stride 1, dilation 1, a square
+  // kernel of a size winograd_supported() accepts. U = the weight w (Co, C, k, k) in the
+  // transformed domain (P, Co, C); the convolution x (N, C, H, W) -> y (N, Co, OH, OW)
+  // with OH = H + 2 ph - k + 1 takes U; the backward writes gx and/or gU (undefined: not
+  // computed); winograd_weight_backward maps gU back to gw (the adjoint transform).
+  virtual bool winograd_supported(int64_t kernel) const { return false; }
+  virtual int64_t winograd_points(int64_t kernel) const { return 0; }  // P
+  virtual void winograd_weight(const Tensor& w, Tensor& U) { no_winograd(); }
+  virtual void winograd_weight_backward(const Tensor& gU, Tensor& gw) { no_winograd(); }
+  virtual void winograd_conv2d(const Tensor& x, const Tensor& U, int64_t kernel, int ph, int pw, Tensor& y) {
+    no_winograd();
+  }
+  virtual void winograd_conv2d_backward(const Tensor& x, const Tensor& U, const Tensor& gy, int64_t kernel, int ph,
+                                        int pw, Tensor& gx, Tensor& gU) {
+    no_winograd();
+  }
+
+ protected:
+  // Hooks of the fused kernels: the base versions call the composed fallbacks.
+  virtual void softmax_fused(const Tensor& x, Tensor& y, bool log);
+  virtual void softmax_backward_fused(const Tensor& y, const Tensor& gy, Tensor& gx, bool log);
+  virtual void layer_norm_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
+                                Tensor& mean, Tensor& rstd);
+  virtual void layer_norm_backward_fused(const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                         const Tensor& rstd, const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb);
+  virtual void dropout_mask_fused(uint64_t seed, uint64_t offset, double p, Tensor& mask);
+  virtual void im2col_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                            Tensor& cols);
+  virtual void col2im_fused(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                            Tensor& x);
+  virtual void max_pool2d_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y,
+                                Tensor& argmax);
+  virtual void max_pool2d_backward_fused(const Tensor& gy, const Tensor& argmax, Tensor& gx);
+  virtual void avg_pool2d_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
+                                Tensor& y);
+  virtual void avg_pool2d_backward_fused(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw,
+                                         bool count_pad, Tensor& gx);
+  virtual void attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
+                               double p, uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse);
+  virtual void attention_backward_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                        const Tensor& lse, const Tensor& gout, double scale, double p, uint64_t seed,
+                                        uint64_t offset, Tensor& gq, Tensor& gk, Tensor& gv);
+  virtual void window_attention_fused(const Tensor& qkv, const Tensor& bias, const Tensor& mask, int64_t heads,
+                                      double scale, Tensor& out, Tensor& probs);
+  virtual void window_attention_backward_fused(const Tensor& qkv, const Tensor& probs, const Tensor& gout,
+                                               int64_t heads, double scale, Tensor& gqkv, Tensor& gbias);
+  virtual void window_gather_fused(const Tensor& image, const WindowGeometry& g, Tensor& windows);
+  virtual void window_scatter_fused(const Tensor& windows, const WindowGeometry& g, Tensor& image);
+  virtual void gru_candidate_fused(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand);
+  virtual void gru_candidate_backward_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand,
+                                            const Tensor& gcand, bool tanh_act, double slope, Tensor& gxg,
+                                            Tensor& ghg);
+  virtual void gru_update_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+                                Tensor& out);
+  virtual void gru_update_backward_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+                                         const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh);
+  virtual void cross_entropy_fused(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                                   double smoothing, Tensor& loss, Tensor& lse);
+  virtual void cross_entropy_backward_fused(const Tensor& logits, const Tensor& target, const Tensor& lse,
+                                            const Tensor& grow, int64_t ignore_index, double smoothing,
+                                            Tensor& glogits);
+  virtual void adam_step_fused(const std::vector<AdamSlot>& slots, const AdamHyper& h);
+  virtual void sgd_step_fused(const std::vector<SgdSlot>& slots, const SgdHyper& h);
+  virtual void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out);
+
+ private:
+  [[noreturn]] void no_winograd() const;
 };
 
+// While one lives, every fused entry point of every backend runs its composed fallback
+// (tests compare the two forms; scopes nest; process-wide).
+class FallbackScope {
+ public:
+  FallbackScope();
+  ~FallbackScope();
+  FallbackScope(const FallbackScope&) = delete;
+  FallbackScope& operator=(const FallbackScope&) = delete;
+};
+bool fallbacks_forced();
+
+// --- the registry (tensor/registry.cpp) -------------------------------------------------
+// The backend of a device: cpu and sim always; cuda:N when memel was built with CUDA and
+// GPU N exists. Throws a clear error otherwise ("no CUDA device found", "built without
+// CUDA", "no GPU 3: 2 found").
 Backend& backend_for(Device d);
-Backend& cpu_backend();
 inline Backend& backend_for(const Tensor& t) { return backend_for(t.device()); }
+Backend& cpu_backend();
+// Every device with a working backend on this machine: cpu, sim, then cuda:0.. .
+std::vector<Device> available_devices();
 
 }  // namespace memel

@@ -22,16 +22,23 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
+std::string Device::str() const {
+  switch (type) {
+    case DeviceType::CPU: return "cpu";
+    case DeviceType::CUDA: return "cuda:" + std::to_string(index);
+    case DeviceType::Sim: return "sim";
+  }
+  return "?";
+}
+
 Device Device::parse(const std::string& s) {
   if (s == "cpu") return cpu();
+  if (s == "sim") return sim();
   if (s == "cuda") return cuda(0);
-  if (s.rfind("cuda:", 0) == 0) {
-    try {
-      return cuda(std::stoi(s.substr(5)));
-    } catch (...) {
-    }
-  }
-  MEMEL_FAIL("[device] unknown device '", s, "' (expected cpu, cuda or cuda:N)");
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 &&
+      s.find_first_not_of("0123456789", 5) == std::string::npos)
+    return cuda(std::stoi(s.substr(5)));
+  MEMEL_FAIL("[device] unknown device '", s, "' (expected cpu, cuda, cuda:N or sim)");
 }
 
 std::string shape_str(const Shape& s) {
@@ -88,7 +95,28 @@ Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
   data = allocator->allocate(n);
 }
 
-Storage::~Storage() { allocator->deallocate(data, nbytes); }
+Storage::Storage(std::shared_ptr<Storage> o, Device d)
+    : data(o->data), nbytes(o->nbytes), device(d), owner(std::move(o)) {}
+
+Storage::~Storage() {
+  if (allocator) allocator->deallocate(data, nbytes);
+}
+
+void Tensor::check_host(const char* caller) const {
+  MEMEL_CHECK(device().is_cpu(), "[tensor] ", caller, " reads a ", device().str(),
+              " tensor through a host pointer; only cpu memory is host-addressable (use .to(Device::cpu()) or a "
+              "backend kernel)");
+}
+
+Tensor Tensor::alias_as(Device d) const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(storage(), d);
+  impl->shape = shape();
+  impl->strides = strides();
+  impl->offset = offset();
+  impl->dtype = dtype();
+  return Tensor(impl);
+}
 
 namespace {
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
@@ -200,11 +228,25 @@ Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   Tensor src = is_contiguous() ? *this : contiguous_copy();
   Tensor out = empty(shape(), dtype(), d);
-  if (d.is_cpu())
-    backend_for(device()).memcpy_host(out.raw_data(), src.raw_data(), nbytes(), false);
-  else
-    backend_for(d).memcpy_host(out.raw_data(), src.raw_data(), nbytes(), true);
+  if (nbytes() == 0) return out;
+  if (d.is_cpu()) {
+    backend_for(device()).memcpy_host(out.device_data(), src.device_data(), nbytes(), false);
+  } else if (device().is_cpu()) {
+    backend_for(d).memcpy_host(out.device_data(), src.device_data(), nbytes(), true);
+  } else {  // between two devices: through the host
+    Tensor h = src.to(Device::cpu());
+    backend_for(d).memcpy_host(out.device_data(), h.device_data(), nbytes(), true);
+  }
   return out;
+}
+
+void Tensor::move_to_(Device d) {
+  if (device() == d) return;
+  const Tensor moved = to(d);
+  TensorImpl& i = impl();
+  i.storage = moved.storage();
+  i.strides = moved.strides();
+  i.offset = moved.offset();
 }
 
 void Tensor::copy_from(const Tensor& src) {

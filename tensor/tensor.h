@@ -28,16 +28,19 @@ namespace autograd {
 class Node;
 }
 
-// Owned memory on one device.
+// Memory on one device: owned (allocated from the device's allocator, returned on
+// destruction) or an alias of another storage's memory (kept alive by `owner`).
 struct Storage {
   Storage(size_t nbytes, Device device);
+  Storage(std::shared_ptr<Storage> owner, Device device);  // alias of owner's memory
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data = nullptr;
   size_t nbytes = 0;
   Device device;
-  Allocator* allocator = nullptr;
+  Allocator* allocator = nullptr;  // null for an alias
+  std::shared_ptr<Storage> owner;
 };
 
 struct TensorImpl {
@@ -97,16 +100,28 @@ class Tensor {
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   const std::shared_ptr<Storage>& storage() const { return impl().storage; }
 
-  // Typed pointer to element 0 of the view (host memory only for dereferencing).
+  // Typed pointer to element 0 of the view, for host code. Only CPU memory is
+  // host-addressable: on any other device it throws, naming `caller` (the calling
+  // function by default); move the tensor with to(Device::cpu()) first.
   template <typename T>
-  T* data() const {
+  T* data(const char* caller = __builtin_FUNCTION()) const {
     MEMEL_CHECK(DTypeOf<T>::value == dtype(), "[tensor] data<", dtype_name(DTypeOf<T>::value),
-                "> on a tensor of dtype ", dtype_name(dtype()));
+                "> on a tensor of dtype ", dtype_name(dtype()), " (in ", caller, ")");
+    check_host(caller);
     return static_cast<T*>(impl().storage->data) + impl().offset;
   }
-  void* raw_data() const {
+  void* raw_data(const char* caller = __builtin_FUNCTION()) const {
+    check_host(caller);
+    return device_data();
+  }
+  // Address of element 0 on the tensor's own device, never dereferenced by host code:
+  // for backends and host transfers.
+  void* device_data() const {
     return static_cast<char*>(impl().storage->data) + impl().offset * static_cast<int64_t>(dtype_size(dtype()));
   }
+  // The same view of the same memory, labelled as device `d` (no copy). For backends
+  // only: the simulated device runs the CPU kernels on aliases of its memory.
+  Tensor alias_as(Device d) const;
   double item() const;                      // the single element, as double
   std::vector<double> to_vector() const;    // all elements in row-major order
   template <typename T> std::vector<T> to_vector_as() const;
@@ -116,6 +131,10 @@ class Tensor {
   Tensor contiguous_copy() const;          // always copies into fresh contiguous memory
   Tensor to_dtype(DType t) const;          // copy with conversion (self if same dtype)
   Tensor to(Device d) const;               // copy to another device (self if same)
+  // Moves this tensor's memory to device d in place (contiguous): every handle to this
+  // tensor sees the new device, views made earlier keep the old memory. For a module's
+  // parameters and buffers (Module::to), as PyTorch's `param.data = param.data.to(d)`.
+  void move_to_(Device d);
   void copy_from(const Tensor& src);       // same shape; converts dtype and device
   void fill_(double value);
   void zero_() { fill_(0.0); }
@@ -134,6 +153,7 @@ class Tensor {
   std::string to_string(int64_t max_per_axis = 6) const;
 
  private:
+  void check_host(const char* caller) const;
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -11,12 +11,15 @@
 #pragma GCC diagnostic pop
 
 #include "core/rng.h"
+#include "tensor/allocator.h"
 #include "tensor/backend.h"
 #include "tensor/cpu/attention.h"
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/gru.h"
+#include "tensor/cpu/optim.h"
 #include "tensor/cpu/strided.h"
 #include "tensor/cpu/vec_math.h"
+#include "tensor/cpu/window.h"
 #include "tensor/cpu/winograd.h"
 
 namespace memel {
@@ -235,6 +238,14 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend() { openblas_set_num_threads(1); }
   Device device() const override { return Device::cpu(); }
+  Allocator& allocator() override { return cpu_allocator(); }
+  std::string describe() const override {
+    // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" -> version and core
+    std::string cfg = openblas_get_config();
+    const size_t sp = cfg.find(' ', 9);
+    return "OpenBLAS " + cfg.substr(9, sp == std::string::npos ? std::string::npos : sp - 9) + " (" +
+           openblas_get_corename() + " kernels)";
+  }
 
   void copy(const Tensor& src, Tensor& dst) override {
     MEMEL_CHECK(src.shape() == dst.shape(), "[copy] shapes ", shape_str(src.shape()), " and ",
@@ -586,7 +597,99 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void softmax(const Tensor& x, Tensor& y, bool log) override {
+  void uniform(uint64_t seed, uint64_t offset, Tensor& out) override {
+    MEMEL_DISPATCH_FLOAT(out.dtype(), "uniform", [&] {
+      using T = scalar_t;
+      T* po = out.data<T>();
+      parallel_for(out.numel(), 16384, [&](int64_t b, int64_t e) {
+        T* o = po + b;
+        philox_uniform_for(seed, offset, static_cast<uint64_t>(b), e - b, [&](int64_t j, float u) { o[j] = T(u); });
+      });
+    });
+  }
+
+  template <typename I>
+  static void check_ids(const I* ids, int64_t n, int64_t v, const char* op) {
+    for (int64_t i = 0; i < n; ++i)
+      MEMEL_CHECK(ids[i] >= 0 && ids[i] < v, "[", op, "] index ", int64_t(ids[i]), " at position ", i,
+                  " is out of range [0, ", v, ")");
+  }
+
+  void index_select(const Tensor& x, const Tensor& ids, Tensor& out, const char* op) override {
+    const int64_t v = x.shape()[0], d = x.numel() / std::max<int64_t>(v, 1), n = ids.numel();
+    MEMEL_DISPATCH_ALL(x.dtype(), op, [&] {
+      using T = scalar_t;
+      const T* px = x.data<T>();
+      T* po = out.data<T>();
+      auto run = [&](auto* pid) {
+        check_ids(pid, n, v, op);
+        parallel_for(n, std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)), [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) std::memcpy(po + i * d, px + int64_t(pid[i]) * d, sizeof(T) * size_t(d));
+        });
+      };
+      if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
+      else run(ids.data<int32_t>());
+    });
+  }
+
+  void index_add(const Tensor& src, const Tensor& ids, Tensor& out, const char* op) override {
+    const int64_t v = out.shape()[0], d = out.numel() / std::max<int64_t>(v, 1), n = ids.numel();
+    MEMEL_DISPATCH_ALL(out.dtype(), op, [&] {
+      using T = scalar_t;
+      const T* ps = src.data<T>();
+      T* po = out.data<T>();
+      auto run = [&](auto* pid) {
+        check_ids(pid, n, v, op);
+        if (d == 1) {  // element scatter: in order on one thread (targets may repeat anywhere)
+          for (int64_t i = 0; i < n; ++i) po[pid[i]] += ps[i];
+          return;
+        }
+        // Split over columns so no two threads write the same row element; rows are
+        // visited in order, so the sum order is fixed.
+        parallel_for(d, 16, [&](int64_t c0, int64_t c1) {
+          for (int64_t i = 0; i < n; ++i) {
+            T* dst = po + int64_t(pid[i]) * d;
+            const T* s = ps + i * d;
+            for (int64_t c = c0; c < c1; ++c) dst[c] += s[c];
+          }
+        });
+      };
+      if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
+      else run(ids.data<int32_t>());
+    });
+  }
+
+  void index_put(const Tensor& src, const Tensor& ids, Tensor& out, const char* op) override {
+    const int64_t v = out.shape()[0], d = out.numel() / std::max<int64_t>(v, 1), n = ids.numel();
+    MEMEL_DISPATCH_ALL(out.dtype(), op, [&] {
+      using T = scalar_t;
+      const T* ps = src.data<T>();
+      T* po = out.data<T>();
+      auto run = [&](auto* pid) {
+        check_ids(pid, n, v, op);
+        for (int64_t i = 0; i < n; ++i) std::memcpy(po + int64_t(pid[i]) * d, ps + i * d, sizeof(T) * size_t(d));
+      };
+      if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
+      else run(ids.data<int32_t>());
+    });
+  }
+
+  bool winograd_supported(int64_t kernel) const override { return cpu::winograd_supported(kernel); }
+  int64_t winograd_points(int64_t kernel) const override { return cpu::winograd_points(kernel); }
+  void winograd_weight(const Tensor& w, Tensor& U) override { cpu::winograd_weight(w, U); }
+  void winograd_weight_backward(const Tensor& gU, Tensor& gw) override { cpu::winograd_weight_backward(gU, gw); }
+  void winograd_conv2d(const Tensor& x, const Tensor& U, int64_t kernel, int ph, int pw, Tensor& y) override {
+    cpu::winograd_conv2d_forward(x, U, kernel, ph, pw, y);
+  }
+  void winograd_conv2d_backward(const Tensor& x, const Tensor& U, const Tensor& gy, int64_t kernel, int ph, int pw,
+                                Tensor& gx, Tensor& gU) override {
+    cpu::winograd_conv2d_backward(x, U, gy, kernel, ph, pw, gx, gU);
+  }
+
+ protected:
+  // --- fused kernels ---------------------------------------------------------------
+
+  void softmax_fused(const Tensor& x, Tensor& y, bool log) override {
     const int64_t n = x.shape().back(), rows = x.numel() / std::max<int64_t>(n, 1);
     MEMEL_DISPATCH_FLOAT(x.dtype(), "softmax", [&] {
       using T = scalar_t;
@@ -617,7 +720,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override {
+  void softmax_backward_fused(const Tensor& y, const Tensor& gy, Tensor& gx, bool log) override {
     const int64_t n = y.shape().back(), rows = y.numel() / std::max<int64_t>(n, 1);
     MEMEL_DISPATCH_FLOAT(y.dtype(), "softmax_backward", [&] {
       using T = scalar_t;
@@ -642,7 +745,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& bias, double eps, Tensor& y, Tensor& mean,
+  void layer_norm_fused(const Tensor& x, const Tensor& w, const Tensor& bias, double eps, Tensor& y, Tensor& mean,
                   Tensor& rstd) override {
     const int64_t n = x.shape().back(), rows = x.numel() / std::max<int64_t>(n, 1);
     if (x.dtype() == DType::F32 && n % 16 == 0 && n > 0) {
@@ -686,7 +789,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void layer_norm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+  void layer_norm_backward_fused(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                            const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) override {
     const int64_t n = x.shape().back(), rows = x.numel() / std::max<int64_t>(n, 1);
     if (x.dtype() == DType::F32 && n % 16 == 0 && n > 0) {
@@ -776,17 +879,17 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale, double p,
+  void attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale, double p,
                  uint64_t seed, uint64_t offset, Tensor& out, Tensor& lse) override {
     attention_forward(q, k, v, mask, scale, p, seed, offset, out, lse);  // tensor/cpu/attention.cpp
   }
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& lse,
+  void attention_backward_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& lse,
                           const Tensor& gout, double scale, double p, uint64_t seed, uint64_t offset, Tensor& gq,
                           Tensor& gk, Tensor& gv) override {
     cpu::attention_backward(q, k, v, mask, lse, gout, scale, p, seed, offset, gq, gk, gv);
   }
 
-  void dropout_mask(uint64_t seed, uint64_t offset, double p, Tensor& mask) override {
+  void dropout_mask_fused(uint64_t seed, uint64_t offset, double p, Tensor& mask) override {
     MEMEL_DISPATCH_FLOAT(mask.dtype(), "dropout", [&] {
       using T = scalar_t;
       T* pm = mask.data<T>();
@@ -800,79 +903,40 @@ class CpuBackend final : public Backend {
     });
   }
 
-  template <typename I>
-  static void check_ids(const I* ids, int64_t n, int64_t v) {
-    for (int64_t i = 0; i < n; ++i)
-      MEMEL_CHECK(ids[i] >= 0 && ids[i] < v, "[embedding] index ", int64_t(ids[i]), " at position ", i,
-                  " is out of range [0, ", v, ")");
-  }
-
-  void embedding(const Tensor& weight, const Tensor& ids, Tensor& out) override {
-    const int64_t v = weight.shape()[0], d = weight.shape()[1], n = ids.numel();
-    MEMEL_DISPATCH_FLOAT(weight.dtype(), "embedding", [&] {
-      using T = scalar_t;
-      const T* pw = weight.data<T>();
-      T* po = out.data<T>();
-      auto run = [&](auto* pid) {
-        check_ids(pid, n, v);
-        parallel_for(n, std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)), [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) std::memcpy(po + i * d, pw + int64_t(pid[i]) * d, sizeof(T) * size_t(d));
-        });
-      };
-      if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
-      else run(ids.data<int32_t>());
-    });
-  }
-
-  void embedding_backward(const Tensor& gout, const Tensor& ids, Tensor& gw) override {
-    const int64_t v = gw.shape()[0], d = gw.shape()[1], n = ids.numel();
-    MEMEL_DISPATCH_FLOAT(gw.dtype(), "embedding_backward", [&] {
-      using T = scalar_t;
-      const T* pg = gout.data<T>();
-      T* pw = gw.data<T>();
-      auto run = [&](auto* pid) {
-        check_ids(pid, n, v);
-        // Split over columns so no two threads write the same row element; rows are
-        // visited in order, so the sum order is fixed.
-        parallel_for(d, 16, [&](int64_t c0, int64_t c1) {
-          for (int64_t i = 0; i < n; ++i) {
-            T* dst = pw + int64_t(pid[i]) * d;
-            const T* src = pg + i * d;
-            for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
-          }
-        });
-      };
-      if (ids.dtype() == DType::I64) run(ids.data<int64_t>());
-      else run(ids.data<int32_t>());
-    });
-  }
-
-  void gru_candidate(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand) override {
+  void gru_candidate_fused(const Tensor& xg, const Tensor& hg, bool tanh_act, double slope, Tensor& cand) override {
     cpu::gru_candidate(xg, hg, tanh_act, slope, cand);
   }
-  void gru_candidate_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
+  void gru_candidate_backward_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& gcand,
                               bool tanh_act, double slope, Tensor& gxg, Tensor& ghg) override {
     cpu::gru_candidate_backward(xg, hg, cand, gcand, tanh_act, slope, gxg, ghg);
   }
-  void gru_update(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out) override {
+  void gru_update_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h, Tensor& out) override {
     cpu::gru_update(xg, hg, cand, h, out);
   }
-  void gru_update_backward(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
+  void gru_update_backward_fused(const Tensor& xg, const Tensor& hg, const Tensor& cand, const Tensor& h,
                            const Tensor& gout, Tensor& gxg, Tensor& ghg, Tensor& gcand, Tensor& gh) override {
     cpu::gru_update_backward(xg, hg, cand, h, gout, gxg, ghg, gcand, gh);
   }
 
-  bool winograd_supported(int64_t kernel) const override { return cpu::winograd_supported(kernel); }
-  Tensor winograd_weight(const Tensor& w) override { return cpu::winograd_weight(w); }
-  void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) override {
-    winograd_conv2d_forward(x, w, U, ph, pw, y);
+  void window_attention_fused(const Tensor& qkv, const Tensor& bias, const Tensor& mask, int64_t heads, double scale,
+                              Tensor& out, Tensor& probs) override {
+    cpu::window_attention(qkv, bias, mask, heads, scale, out, probs);
   }
-  void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
-                                Tensor& gx, Tensor& gw) override {
-    cpu::winograd_conv2d_backward(x, w, U, gy, ph, pw, gx, gw);
+  void window_attention_backward_fused(const Tensor& qkv, const Tensor& probs, const Tensor& gout, int64_t heads,
+                                       double scale, Tensor& gqkv, Tensor& gbias) override {
+    cpu::window_attention_backward(qkv, probs, gout, heads, scale, gqkv, gbias);
   }
+  void window_gather_fused(const Tensor& image, const WindowGeometry& g, Tensor& windows) override {
+    cpu::window_copy(image, windows, g, true);
+  }
+  void window_scatter_fused(const Tensor& windows, const WindowGeometry& g, Tensor& image) override {
+    cpu::window_copy(windows, image, g, false);
+  }
+  void adam_step_fused(const std::vector<AdamSlot>& slots, const AdamHyper& h) override { cpu::adam_step(slots, h); }
+  void sgd_step_fused(const std::vector<SgdSlot>& slots, const SgdHyper& h) override { cpu::sgd_step(slots, h); }
+  void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) override { cpu::sum_squares(ts, out); }
 
-  void im2col(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols) override {
+  void im2col_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols) override {
     const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
     const int64_t OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
     MEMEL_DISPATCH_FLOAT(x.dtype(), "im2col", [&] {
@@ -911,7 +975,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void col2im(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& x) override {
+  void col2im_fused(const Tensor& cols, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& x) override {
     const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
     const int64_t OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
     MEMEL_DISPATCH_FLOAT(x.dtype(), "col2im", [&] {
@@ -952,7 +1016,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y, Tensor& argmax) override {
+  void max_pool2d_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor& y, Tensor& argmax) override {
     const int64_t NC = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
     const int64_t OH = y.shape()[2], OW = y.shape()[3];
     MEMEL_DISPATCH_FLOAT(x.dtype(), "max_pool2d", [&] {
@@ -983,7 +1047,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, Tensor& gx) override {
+  void max_pool2d_backward_fused(const Tensor& gy, const Tensor& argmax, Tensor& gx) override {
     const int64_t NC = gx.shape()[0] * gx.shape()[1], HW = gx.shape()[2] * gx.shape()[3];
     const int64_t OHW = gy.shape()[2] * gy.shape()[3];
     MEMEL_DISPATCH_FLOAT(gx.dtype(), "max_pool2d_backward", [&] {
@@ -1003,7 +1067,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad, Tensor& y) override {
+  void avg_pool2d_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad, Tensor& y) override {
     const int64_t NC = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
     const int64_t OH = y.shape()[2], OW = y.shape()[3];
     MEMEL_DISPATCH_FLOAT(x.dtype(), "avg_pool2d", [&] {
@@ -1031,7 +1095,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void avg_pool2d_backward(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
+  void avg_pool2d_backward_fused(const Tensor& gy, int kh, int kw, int sh, int sw, int ph, int pw, bool count_pad,
                            Tensor& gx) override {
     const int64_t NC = gx.shape()[0] * gx.shape()[1], H = gx.shape()[2], W = gx.shape()[3];
     const int64_t OH = gy.shape()[2], OW = gy.shape()[3];
@@ -1070,7 +1134,7 @@ class CpuBackend final : public Backend {
     return static_cast<int64_t>(t.data<I>()[i]);
   }
 
-  void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing, Tensor& loss,
+  void cross_entropy_fused(const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing, Tensor& loss,
                      Tensor& lse) override {
     const int64_t rows = logits.shape()[0], C = logits.shape()[1];
     MEMEL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
@@ -1110,7 +1174,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse, const Tensor& grow,
+  void cross_entropy_backward_fused(const Tensor& logits, const Tensor& target, const Tensor& lse, const Tensor& grow,
                               int64_t ignore_index, double smoothing, Tensor& glogits) override {
     const int64_t rows = logits.shape()[0], C = logits.shape()[1];
     MEMEL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_backward", [&] {
@@ -1148,12 +1212,5 @@ Backend& cpu_backend() {
   static cpu::CpuBackend b;
   return b;
 }
-
-#ifndef MEMEL_WITH_CUDA
-Backend& backend_for(Device d) {
-  MEMEL_CHECK(d.is_cpu(), "[backend] device ", d.str(), " requested but memel was built without CUDA");
-  return cpu_backend();
-}
-#endif
 
 }  // namespace memel

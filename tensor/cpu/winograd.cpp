@@ -133,10 +133,10 @@ struct Plan {
   T GG[kPoints * 25];  // (36, r*r): kron(G, G), so that U[e] = sum_ab GG[e][ab] g[ab]
   int64_t N = 0, C, H = 0, W = 0, Co, OH = 0, OW = 0, ph = 0, pw = 0, tiles_h = 0, tiles_w = 0, tiles = 0;
 
-  explicit Plan(const Tensor& w) {
-    r = int(w.shape()[2]);
-    MEMEL_CHECK(winograd_supported(r) && w.shape()[3] == r, "[winograd] no algorithm for a ", w.shape()[2], "x",
-                w.shape()[3], " kernel");
+  // Kernel size r, Co output and C input channels.
+  Plan(int64_t kernel, int64_t co, int64_t c) : C(c), Co(co) {
+    r = int(kernel);
+    MEMEL_CHECK(winograd_supported(r), "[winograd] no algorithm for a ", kernel, "x", kernel, " kernel");
     m = kTile - r + 1;
     // Built once per kernel size (a small double-precision inversion), not per call.
     static const WinogradMatrices f43 = winograd_matrices(4, 3), f25 = winograd_matrices(2, 5);
@@ -150,11 +150,10 @@ struct Plan {
         for (int a = 0; a < r; ++a)
           for (int b = 0; b < r; ++b)
             GG[(i * kTile + j) * r * r + a * r + b] = T(wm.G[size_t(i * r + a)] * wm.G[size_t(j * r + b)]);
-    Co = w.shape()[0], C = w.shape()[1];
   }
 
   // The input's shapes and the tiling of the output.
-  Plan(const Tensor& x, const Tensor& w, int pad_h, int pad_w) : Plan(w) {
+  Plan(const Tensor& x, const Tensor& U, int64_t kernel, int pad_h, int pad_w) : Plan(kernel, U.shape()[1], U.shape()[2]) {
     MEMEL_CHECK(x.shape()[1] == C, "[winograd] input has ", x.shape()[1], " channels, weight ", C);
     N = x.shape()[0], H = x.shape()[2], W = x.shape()[3];
     ph = pad_h, pw = pad_w;
@@ -307,19 +306,27 @@ Tensor scratch(const Tensor& like, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-Tensor winograd_weight(const Tensor& w) {
-  Tensor U = Tensor::empty({kPoints, w.shape()[0], w.shape()[1]}, w.dtype(), w.device());
+int64_t winograd_points(int64_t kernel) { return winograd_supported(kernel) ? kPoints : 0; }
+
+void winograd_weight(const Tensor& w, Tensor& U) {
+  MEMEL_CHECK(w.shape()[2] == w.shape()[3], "[winograd] the kernel must be square, got ", shape_str(w.shape()));
   MEMEL_DISPATCH_FLOAT(w.dtype(), "winograd_weight", [&] {
     using T = scalar_t;
-    Plan<T>(w).weight_transform(w.data<T>(), U.data<T>());
+    Plan<T>(w.shape()[2], w.shape()[0], w.shape()[1]).weight_transform(w.data<T>(), U.data<T>());
   });
-  return U;
 }
 
-void winograd_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y) {
+void winograd_weight_backward(const Tensor& gU, Tensor& gw) {
+  MEMEL_DISPATCH_FLOAT(gw.dtype(), "winograd_weight_backward", [&] {
+    using T = scalar_t;
+    Plan<T>(gw.shape()[2], gw.shape()[0], gw.shape()[1]).weight_transform_adjoint(gU.data<T>(), gw.data<T>());
+  });
+}
+
+void winograd_conv2d_forward(const Tensor& x, const Tensor& U, int64_t kernel, int ph, int pw, Tensor& y) {
   MEMEL_DISPATCH_FLOAT(x.dtype(), "winograd_conv2d", [&] {
     using T = scalar_t;
-    const Plan<T> p(x, w, ph, pw);
+    const Plan<T> p(x, U, kernel, ph, pw);
     if (p.tiles == 0 || p.C == 0 || p.Co == 0) {  // nothing to sum over: zeros (no BLAS call with an empty inner size)
       std::fill(y.data<T>(), y.data<T>() + y.numel(), T(0));
       return;
@@ -332,14 +339,14 @@ void winograd_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& U, 
   });
 }
 
-void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
-                              Tensor& gx, Tensor& gw) {
-  if (!gx.defined() && !gw.defined()) return;
+void winograd_conv2d_backward(const Tensor& x, const Tensor& U, const Tensor& gy, int64_t kernel, int ph, int pw,
+                              Tensor& gx, Tensor& gU) {
+  if (!gx.defined() && !gU.defined()) return;
   MEMEL_DISPATCH_FLOAT(x.dtype(), "winograd_conv2d_backward", [&] {
     using T = scalar_t;
-    const Plan<T> p(x, w, ph, pw);
+    const Plan<T> p(x, U, kernel, ph, pw);
     if (p.tiles == 0 || p.C == 0 || p.Co == 0) {
-      for (Tensor* g : {&gx, &gw})
+      for (Tensor* g : {&gx, &gU})
         if (g->defined()) std::fill(g->data<T>(), g->data<T>() + g->numel(), T(0));
       return;
     }
@@ -351,12 +358,11 @@ void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U,
       Plan<T>::batched(true, false, p.C, p.tiles, p.Co, U.data<T>(), p.C, dM.data<T>(), p.tiles, dV.data<T>());
       p.input_transform_adjoint(dV.data<T>(), gx.data<T>());
     }
-    if (gw.defined()) {
-      Tensor V = scratch(x, p.C, p.tiles), dU = scratch(x, p.Co, p.C);
+    if (gU.defined()) {
+      Tensor V = scratch(x, p.C, p.tiles);
       p.input_transform(x.data<T>(), V.data<T>());
-      // dU[e] (Co, C) = dM[e] (Co, tiles) V[e]^T (tiles, C)
-      Plan<T>::batched(false, true, p.Co, p.C, p.tiles, dM.data<T>(), p.tiles, V.data<T>(), p.tiles, dU.data<T>());
-      p.weight_transform_adjoint(dU.data<T>(), gw.data<T>());
+      // gU[e] (Co, C) = dM[e] (Co, tiles) V[e]^T (tiles, C)
+      Plan<T>::batched(false, true, p.Co, p.C, p.tiles, dM.data<T>(), p.tiles, V.data<T>(), p.tiles, gU.data<T>());
     }
   });
 }

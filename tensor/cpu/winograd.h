@@ -23,14 +23,12 @@ WinogradMatrices winograd_matrices(int m, int r);
 
 // Kernel sizes with a Winograd algorithm here: 3 (F(4x4, 3x3)) and 5 (F(2x2, 5x5)).
 bool winograd_supported(int64_t kernel);
-
-// U (36, Co, C): the kernels of w (Co, C, k, k) in the transformed domain.
-Tensor winograd_weight(const Tensor& w);
-
-// x (N, C, H, W), w (Co, C, k, k) and its U, y (N, Co, H + 2 ph - k + 1, W + 2 pw - k + 1);
-// float or double, contiguous. The backward writes gx and/or gw; an undefined one is skipped.
-void winograd_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& U, int ph, int pw, Tensor& y);
-void winograd_conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& U, const Tensor& gy, int ph, int pw,
-                              Tensor& gx, Tensor& gw);
+int64_t winograd_points(int64_t kernel);
+// Backend::winograd_* (tensor/backend.h).
+void winograd_weight(const Tensor& w, Tensor& U);
+void winograd_weight_backward(const Tensor& gU, Tensor& gw);
+void winograd_conv2d_forward(const Tensor& x, const Tensor& U, int64_t kernel, int ph, int pw, Tensor& y);
+void winograd_conv2d_backward(const Tensor& x, const Tensor& U, const Tensor& gy, int64_t kernel, int ph, int pw,
+                              Tensor& gx, Tensor& gU);
 
 }  // namespace memel::cpu

@@ -1,0 +1,48 @@
+// The device registry: which backend runs a device's kernels. The backends are listed
+// here in one place (ggml's backend registry does the same), so a static library never
+// drops a registration its user did not reference.
+#include <atomic>
+
+#include "tensor/allocator.h"
+#include "tensor/backend.h"
+#include "tensor/sim/sim_backend.h"
+#ifdef MEMEL_WITH_CUDA
+#include "tensor/cuda/cuda_backend.h"
+#endif
+
+namespace memel {
+
+Backend& backend_for(Device d) {
+  switch (d.type) {
+    case DeviceType::CPU: return cpu_backend();
+    case DeviceType::Sim: return sim_backend();
+    case DeviceType::CUDA:
+#ifdef MEMEL_WITH_CUDA
+      return cuda_backend(d.index);  // throws "no CUDA device found" without a GPU
+#else
+      MEMEL_FAIL("[device] ", d.str(), " requested but this build of memel has no CUDA part (configure with "
+                 "-DMEMEL_CUDA=ON on a machine with nvcc)");
+#endif
+  }
+  MEMEL_FAIL("[device] unknown device type");
+}
+
+Allocator& allocator_for(Device d) { return backend_for(d).allocator(); }
+
+std::vector<Device> available_devices() {
+  std::vector<Device> r{Device::cpu(), Device::sim()};
+#ifdef MEMEL_WITH_CUDA
+  for (int i = 0; i < cuda_device_count(); ++i) r.push_back(Device::cuda(i));
+#endif
+  return r;
+}
+
+namespace {
+std::atomic<int> g_fallback_depth{0};
+}
+
+FallbackScope::FallbackScope() { ++g_fallback_depth; }
+FallbackScope::~FallbackScope() { --g_fallback_depth; }
+bool fallbacks_forced() { return g_fallback_depth.load() > 0; }
+
+}  // namespace memel
