@@ -4,11 +4,7 @@
 // only on the seed and the element index, never on how work is split.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define MEMEL_HD __host__ __device__ inline
-#else
-#define MEMEL_HD inline
-#endif
+#include "core/hd.h"
 
 namespace memel {
 

@@ -7,7 +7,8 @@
 
 namespace memel {
 
-CachingAllocator::CachingAllocator(RawAlloc a, RawFree f, size_t cap) : raw_alloc_(a), raw_free_(f), cap_(cap) {}
+CachingAllocator::CachingAllocator(RawAlloc a, RawFree f, size_t cap, std::string name, FreeBytes free_bytes)
+    : raw_alloc_(a), raw_free_(f), cap_(cap), name_(std::move(name)), free_bytes_(free_bytes) {}
 
 CachingAllocator::~CachingAllocator() { release_cached(); }
 
@@ -40,7 +41,12 @@ void* CachingAllocator::allocate(size_t nbytes) {
     release_cached();
     p = raw_alloc_(sz);
   }
-  MEMEL_CHECK(p, "[allocator] out of memory: requested ", sz, " bytes, ", stats().bytes_in_use, " in use");
+  if (!p) {
+    const AllocatorStats st = stats();
+    MEMEL_FAIL("[allocator] ", name_, " out of memory: asked for ", nbytes, " bytes (", sz, " with rounding); ",
+               free_bytes_ ? str_cat(free_bytes_(), " bytes free on the device, ") : std::string(), st.bytes_in_use,
+               " bytes in use by memel tensors, ", st.bytes_cached, " cached");
+  }
   std::lock_guard<std::mutex> lk(mu_);
   ++stats_.num_system_allocs;
   stats_.bytes_in_use += sz;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/device.h"
@@ -33,9 +34,11 @@ class Allocator {
 // steps) and keeps freed blocks per class.
 class CachingAllocator : public Allocator {
  public:
-  using RawAlloc = void* (*)(size_t);
+  using RawAlloc = void* (*)(size_t);  // returns null when out of memory
   using RawFree = void (*)(void*);
-  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free, size_t cap_bytes = 0);
+  using FreeBytes = size_t (*)();      // memory still free on the device, for error messages
+  CachingAllocator(RawAlloc raw_alloc, RawFree raw_free, size_t cap_bytes = 0, std::string name = "cpu",
+                   FreeBytes free_bytes = nullptr);
   ~CachingAllocator() override;
   void* allocate(size_t nbytes) override;
   void deallocate(void* p, size_t nbytes) override;
@@ -48,6 +51,8 @@ class CachingAllocator : public Allocator {
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   size_t cap_;  // 0 = no cap on cached bytes
+  std::string name_;
+  FreeBytes free_bytes_;
   mutable std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
   AllocatorStats stats_;

@@ -96,7 +96,8 @@ class Backend {
   virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out) = 0;
   // out = where(cond != 0, a, b), all expanded to out's shape (cond of any dtype).
   virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
-  // out (rows) I64 = index of the first maximum of each row of x (rows, n) (NaN wins).
+  // out (rows) I64 = index of the first maximum of each row of x (rows, n), by strict >
+  // against the best so far (a NaN never replaces an earlier value).
   virtual void argmax_last(const Tensor& x, Tensor& out) = 0;
   // C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] for b in [0, batch). A, B, C are
   // 3-d (batch, rows, cols) views with unit stride in the last axis; a batch stride
@@ -254,6 +255,16 @@ class Backend {
  private:
   [[noreturn]] void no_winograd() const;
 };
+
+// The precision of float32 matrix products (GEMM) on backends that have a choice, as
+// torch.set_float32_matmul_precision: Highest = float32 products; High = TF32 operands;
+// Medium = bfloat16 operands. Accumulation and results stay float32 (the CPU always
+// computes in float32). Process-wide.
+enum class MatmulPrecision : uint8_t { Highest, High, Medium };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// "fp32" / "highest", "tf32" / "high", "bf16" / "medium" (errors name the accepted values).
+MatmulPrecision parse_matmul_precision(const std::string& s);
 
 // While one lives, every fused entry point of every backend runs its composed fallback
 // (tests compare the two forms; scopes nest; process-wide).

@@ -39,6 +39,16 @@ std::vector<Device> available_devices() {
 
 namespace {
 std::atomic<int> g_fallback_depth{0};
+std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Highest};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) { g_matmul_precision = p; }
+MatmulPrecision matmul_precision() { return g_matmul_precision.load(); }
+MatmulPrecision parse_matmul_precision(const std::string& s) {
+  if (s == "fp32" || s == "highest") return MatmulPrecision::Highest;
+  if (s == "tf32" || s == "high") return MatmulPrecision::High;
+  if (s == "bf16" || s == "medium") return MatmulPrecision::Medium;
+  MEMEL_FAIL("[precision] unknown matmul precision '", s, "' (expected fp32, tf32 or bf16)");
 }
 
 FallbackScope::FallbackScope() { ++g_fallback_depth; }

@@ -5,7 +5,8 @@ if(NOT MEMEL_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)
+      # Ampere and Hopper (A100, H100/H200); scripts/gpu-check.sh builds for the GPU at hand.
+      set(CMAKE_CUDA_ARCHITECTURES "80;90")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
@@ -20,7 +21,10 @@ if(MEMEL_WITH_CUDA)
   add_library(memel_cuda STATIC ${MEMEL_CUDA_SOURCES})
   target_include_directories(memel_cuda PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}>)
   target_link_libraries(memel_cuda PUBLIC CUDA::cudart memel_deps)
-  set_target_properties(memel_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
+  set_target_properties(memel_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
+  # Warnings are errors in the CUDA part (device and host code of tensor/cuda/).
+  target_compile_options(memel_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter,-Werror>)
+  target_link_libraries(memel_cuda PUBLIC CUDA::cublas)
   # One definition decides whether the CUDA part is in the library (tensor/registry.cpp);
   # libmemel and everything linked with it then link the CUDA part.
   target_compile_definitions(memel_obj PUBLIC MEMEL_WITH_CUDA)

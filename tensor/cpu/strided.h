@@ -6,39 +6,10 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "tensor/strided_plan.h"
 #include "tensor/tensor.h"
 
 namespace memel::cpu {
-
-// Operand strides for N operands over a common shape, with adjacent dimensions
-// merged where every operand allows it.
-template <int N>
-struct StridedPlan {
-  Shape shape;
-  std::array<Shape, N> strides;
-};
-
-template <int N>
-StridedPlan<N> make_plan(const Shape& shape, const std::array<const Shape*, N>& strides) {
-  StridedPlan<N> p;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !p.shape.empty();
-    for (int k = 0; merge && k < N; ++k) merge = p.strides[k].back() == (*strides[k])[d] * shape[d];
-    if (merge) {
-      p.shape.back() *= shape[d];
-      for (int k = 0; k < N; ++k) p.strides[k].back() = (*strides[k])[d];
-    } else {
-      p.shape.push_back(shape[d]);
-      for (int k = 0; k < N; ++k) p.strides[k].push_back((*strides[k])[d]);
-    }
-  }
-  if (p.shape.empty()) {
-    p.shape.push_back(1);
-    for (int k = 0; k < N; ++k) p.strides[k].push_back(0);
-  }
-  return p;
-}
 
 // Calls f(offsets, n, inner_strides) for every run of the innermost dimension; runs
 // are processed in parallel. Offsets are in elements relative to each operand's base.
