@@ -40,7 +40,7 @@ inline double rel_err(const Tensor& a, const Tensor& b) {
   return den > 0 ? num / den : num;
 }
 
-// The message of the memel::Error thrown by f without its " (file.cpp:123)" suffix, or
+// The message of the memel::Error thrown by f without its " (file.cpp:123)" (or .cu) suffix, or
 // "<no error>".
 inline std::string error_of(const std::function<void()>& f) {
   try {
@@ -48,7 +48,9 @@ inline std::string error_of(const std::function<void()>& f) {
   } catch (const Error& e) {
     std::string s = e.what();
     const size_t p = s.rfind(" (");
-    if (p != std::string::npos && s.back() == ')' && s.find(".cpp:", p) != std::string::npos) s.resize(p);
+    if (p != std::string::npos && s.back() == ')' &&
+        (s.find(".cpp:", p) != std::string::npos || s.find(".cu:", p) != std::string::npos))
+      s.resize(p);
     return s;
   }
   return "<no error>";
