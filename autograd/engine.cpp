@@ -102,6 +102,15 @@ TensorList LambdaNode::apply(const TensorList& grads) {
   return fn_(grads);
 }
 
+namespace {
+thread_local std::function<void(const Tensor&)> t_grad_ready;
+}
+
+OnGradReady::OnGradReady(std::function<void(const Tensor& leaf)> fn) : previous_(std::move(t_grad_ready)) {
+  t_grad_ready = std::move(fn);
+}
+OnGradReady::~OnGradReady() { t_grad_ready = std::move(previous_); }
+
 TensorList AccumulateGrad::apply(const TensorList& grads) {
   auto leaf = leaf_.lock();
   if (!leaf || !grads[0].defined()) return {};
@@ -119,6 +128,7 @@ TensorList AccumulateGrad::apply(const TensorList& grads) {
     Tensor acc(leaf->grad);
     backend_for(acc).binary(BinaryOp::Add, acc, g.to_dtype(acc.dtype()), acc);
   }
+  if (t_grad_ready) t_grad_ready(Tensor(leaf));
   return {};
 }
 

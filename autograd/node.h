@@ -50,6 +50,20 @@ class AccumulateGrad final : public Node {
   std::weak_ptr<TensorImpl> leaf_;
 };
 
+// While one lives on a thread, `fn(leaf)` is called each time a backward pass on that
+// thread has accumulated a leaf's gradient (once per leaf and backward): data-parallel
+// training starts the gradient all-reduce of a bucket while the backward goes on.
+class OnGradReady {
+ public:
+  explicit OnGradReady(std::function<void(const Tensor& leaf)> fn);
+  ~OnGradReady();
+  OnGradReady(const OnGradReady&) = delete;
+  OnGradReady& operator=(const OnGradReady&) = delete;
+
+ private:
+  std::function<void(const Tensor&)> previous_;
+};
+
 using BackwardFn = std::function<TensorList(const TensorList& grad_outputs)>;
 
 // A node whose backward is a closure over what the forward saved. Saved outputs must be

@@ -7,7 +7,8 @@
 # which build-essential already brings (libasan8, libubsan1, libtsan2 via libgcc-12-dev).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev libstb-dev
-      libopenblas-dev zlib1g-dev dataset-fashion-mnist wordnet-base fortunes python3-torch python3-torchvision python3-numpy)
+      libopenblas-dev zlib1g-dev dataset-fashion-mnist wordnet-base fortunes python3-torch python3-torchvision python3-numpy
+      libopenmpi-dev openmpi-bin)
 case "${1:-}" in
   "") ;;
   # libFuzzer (libclang_rt.fuzzer) is in libclang-rt-14-dev on Debian 12, which clang only

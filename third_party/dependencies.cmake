@@ -26,3 +26,14 @@ add_library(memel_deps INTERFACE)
 target_include_directories(memel_deps INTERFACE ${STB_INCLUDE_DIR} ${OPENBLAS_INCLUDE_DIR})
 target_link_libraries(memel_deps INTERFACE Eigen3::Eigen nlohmann_json::nlohmann_json ZLIB::ZLIB ${STB_LIBRARY}
                       ${OPENBLAS_LIBRARY} Threads::Threads)
+
+# Open MPI (libopenmpi-dev) for data-parallel runs (dist/); without it a build runs one
+# process and refuses a multi-process mpirun.
+find_package(MPI COMPONENTS CXX QUIET)
+if(MPI_CXX_FOUND)
+  target_link_libraries(memel_deps INTERFACE MPI::MPI_CXX)
+  target_compile_definitions(memel_deps INTERFACE MEMEL_WITH_MPI)
+  message(STATUS "memel: MPI found")
+else()
+  message(STATUS "memel: MPI not found; data-parallel runs disabled")
+endif()
