@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 
 #ifdef MEMEL_WITH_MPI
@@ -85,10 +84,9 @@ struct Group::Pending::State {
   Tensor target;  // the caller's tensor
   Tensor host;    // the buffer the collective works on
   double timeout = 300;
-  int rank = 0, size = 1;
+  int rank = 0;
   bool finished = true;
 #ifdef MEMEL_WITH_MPI
-  Tensor recv;
   MPI_Request req = MPI_REQUEST_NULL;
 #endif
 };
@@ -103,13 +101,13 @@ void Group::Pending::wait() {
   if (!s_ || s_->finished) return;
 #ifdef MEMEL_WITH_MPI
   State& s = *s_;
-  // Reduce to rank 0 (started), then broadcast rank 0's sum: the same bits on every rank.
+  // Reduce to rank 0 (started, in place there), then broadcast rank 0's sum: the same
+  // bits on every rank.
   wait_request(s.req, s.timeout, "the gradient all-reduce (reduce to rank 0)", s.rank);
-  Tensor& buf = s.rank == 0 ? s.recv : s.host;
-  check_mpi(MPI_Ibcast(buf.device_data(), int(buf.numel()), mpi_type(buf.dtype()), 0, MPI_COMM_WORLD, &s.req),
+  check_mpi(MPI_Ibcast(s.host.device_data(), int(s.host.numel()), mpi_type(s.host.dtype()), 0, MPI_COMM_WORLD, &s.req),
             "MPI_Ibcast");
   wait_request(s.req, s.timeout, "the gradient all-reduce (broadcast)", s.rank);
-  s.target.copy_from(buf);
+  if (!s.host.same_storage(s.target)) s.target.copy_from(s.host);
 #endif
   s_->finished = true;
 }
@@ -175,12 +173,11 @@ Group::Pending Group::start_allreduce_sum(Tensor& t) const {
   s.target = t;
   s.timeout = timeout_s_;
   s.rank = rank_;
-  s.size = size_;
   if (size_ == 1 || t.numel() == 0) return p;
 #ifdef MEMEL_WITH_MPI
   s.host = host_copy(t);
-  if (rank_ == 0) s.recv = Tensor::empty(s.host.shape(), s.host.dtype());
-  check_mpi(MPI_Ireduce(s.host.device_data(), rank_ == 0 ? s.recv.device_data() : nullptr, int(s.host.numel()),
+  void* buf = s.host.device_data();
+  check_mpi(MPI_Ireduce(rank_ == 0 ? MPI_IN_PLACE : buf, rank_ == 0 ? buf : nullptr, int(s.host.numel()),
                         mpi_type(s.host.dtype()), MPI_SUM, 0, MPI_COMM_WORLD, &s.req),
             "MPI_Ireduce");
   s.finished = false;

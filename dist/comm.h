@@ -1,7 +1,7 @@
 #pragma once
 // The processes of a data-parallel job (issue 24): MPI between processes (Open MPI,
-// started with mpirun, one machine or many), NCCL between GPUs with MPI passing it the
-// unique id. Without mpirun (or in a build without MPI) the job is this one process and
+// started with mpirun, one machine or many); NCCL between GPUs, with MPI passing it the
+// unique id, is planned and not built yet. Without mpirun (or in a build without MPI) the job is this one process and
 // every collective is the identity.
 //
 // Collectives give every rank the same bits: a sum is reduced to rank 0 and broadcast
@@ -34,8 +34,9 @@ class Group {
   void set_timeout(double seconds);
   double timeout() const { return timeout_s_; }
 
-  // In place: every rank ends with the elementwise sum over the ranks (floats and int64;
-  // any device: CUDA tensors go through NCCL where built, else through the host).
+  // In place: every rank ends with the elementwise sum over the ranks (f32, f64, i32,
+  // i64; any device: tensors not in contiguous host memory are staged through the host;
+  // no NCCL path yet).
   void allreduce_sum(Tensor& t) const;
   void allreduce_sum(std::vector<double>& v) const;
   // In place: every rank ends with rank `root`'s values.

@@ -4,8 +4,6 @@
 
 #include "support.h"
 
-#include <cstring>
-
 #include "dist/comm.h"
 
 using namespace memel;
