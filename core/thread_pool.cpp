@@ -34,17 +34,18 @@ class Pool {
 
   void run(int chunks, const std::function<void(int)>& task) {
     std::lock_guard<std::mutex> run_lock(run_mu_);
+    uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(mu_);
       task_ = &task;
       chunks_ = chunks;
-      next_.store(0);
       pending_ = chunks;
       error_ = nullptr;
-      ++generation_;
+      gen = ++generation_;
+      claim_.store(gen << kIndexBits);
     }
     cv_.notify_all();
-    work();
+    work(gen, task, chunks);
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
     task_ = nullptr;
@@ -52,18 +53,31 @@ class Pool {
   }
 
  private:
-  void work() {
+  // Chunks are claimed from claim_ = (generation << kIndexBits) | next chunk. A claim is
+  // a compare-and-swap on the whole word, so a thread that wakes late for a finished
+  // run can never take a chunk of the next one (a plain counter reset per run let a
+  // stale increment land in the next run: a chunk ran twice and the run never ended).
+  // While a claim of `gen` succeeds, that run is live, so `task` is still valid.
+  static constexpr int kIndexBits = 16;
+  static_assert(kParallelMaxChunks < (int64_t(1) << kIndexBits), "chunk index must fit its field");
+  void work(uint64_t gen, const std::function<void(int)>& task, int chunks) {
+    uint64_t s = claim_.load();
     for (;;) {
-      int c = next_.fetch_add(1);
-      if (c >= chunks_) return;
+      if ((s >> kIndexBits) != gen) return;
+      const int c = static_cast<int>(s & ((uint64_t(1) << kIndexBits) - 1));
+      if (c >= chunks) return;
+      if (!claim_.compare_exchange_weak(s, s + 1)) continue;
       try {
-        (*task_.load())(c);
+        task(c);
       } catch (...) {
         std::lock_guard<std::mutex> lk(mu_);
         if (!error_) error_ = std::current_exception();
       }
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_all();
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (--pending_ == 0) done_cv_.notify_all();
+      }
+      s = claim_.load();
     }
   }
 
@@ -71,22 +85,26 @@ class Pool {
     t_in_worker = true;
     uint64_t seen = 0;
     for (;;) {
+      const std::function<void(int)>* task;
+      int chunks;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return stop_ || (generation_ != seen && task_ != nullptr); });
         if (stop_) return;
         seen = generation_;
+        task = task_;
+        chunks = chunks_;
       }
-      work();
+      work(seen, *task, chunks);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_, run_mu_;
   std::condition_variable cv_, done_cv_;
-  std::atomic<const std::function<void(int)>*> task_{nullptr};
-  std::atomic<int> chunks_{0};
-  std::atomic<int> next_{0};
+  const std::function<void(int)>* task_ = nullptr;  // the live run's, guarded by mu_
+  int chunks_ = 0;
+  std::atomic<uint64_t> claim_{0};
   int pending_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;

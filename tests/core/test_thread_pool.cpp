@@ -55,6 +55,18 @@ TEST_CASE("thread pool: many short calls back to back stay exact (more threads t
   CHECK(bad == 0);
 }
 
+TEST_CASE("thread pool: a late worker never takes a chunk of the next call (few chunks, then many)") {
+  // A worker that wakes for a finished call must not claim chunks of the next one: with a
+  // counter reset per call, a stale claim from a 2-chunk call landed inside a following
+  // 64-chunk call, one chunk ran twice and the call waited forever.
+  for (int threads : {2, 3}) {
+    ThreadCount tc(threads);
+    int bad = 0;
+    for (int call = 0; call < 20000; ++call) bad += !covers_once(call % 2 ? 64 : 2, 1);
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("thread pool: callers on several threads at once (loader workers and the main thread)") {
   ThreadCount tc(4);
   std::atomic<int> bad{0};
