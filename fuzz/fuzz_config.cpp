@@ -1,4 +1,4 @@
-// Fuzz target: memel-train's configuration loader (tools/memel-train/config.h): the JSON
+// Fuzz target: memel-train's configuration loader (train/config.h): the JSON
 // config file (comments allowed) and the --set key.path=value edits, merged onto the
 // task's defaults with key and type checks; then the library parsers memel-train hands
 // the sections to (memel options, model configs, schedule, TSV task, nowcasting loss).
@@ -6,7 +6,7 @@
 // Input: the config file's text, then optionally kSep and one --set assignment per line.
 #include "fuzz_common.h"
 
-#include "config.h"
+#include "train/config.h"
 #include "data/glue.h"
 #include "memel/options.h"
 #include "models/bert.h"

@@ -1,5 +1,5 @@
 // Regression tests from fuzz/fuzz_config.cpp (docs/hardening.md): memel-train's config
-// loader (tools/memel-train/config.cpp, compiled into this test program) on the inputs
+// loader (train/config.cpp, part of the library) on the inputs
 // that made it throw something other than memel::Error. Input: the config file, then
 // kSep and one --set assignment per line.
 #include <doctest/doctest.h>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "config.h"
+#include "train/config.h"
 #include "fuzz/fuzz_common.h"
 #include "support.h"
 

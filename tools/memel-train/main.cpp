@@ -13,9 +13,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "config.h"
-#include "task.h"
-#include "trainer.h"
+#include "train/config.h"
+#include "train/task.h"
+#include "train/trainer.h"
 
 using namespace memel::train;
 

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "train/config.h"
 
 #include <cstdio>
 #include <fstream>

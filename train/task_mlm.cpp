@@ -20,10 +20,10 @@
 // those tokens) and perplexity = exp(mlm_loss). The best checkpoint has the lowest mlm_loss.
 #include <cmath>
 
-#include "config.h"
+#include "train/config.h"
 #include "data/mlm.h"
-#include "task.h"
-#include "task_bert.h"
+#include "train/task.h"
+#include "train/task_bert.h"
 
 namespace memel::train {
 namespace {
@@ -135,14 +135,15 @@ class MlmPretrain : public Task {
   int64_t correct_ = 0, n_ = 0;
 };
 
-const bool registered = register_task(
-    "mlm-pretrain",
-    {json{{"model", {{"name", "bert"}, {"config", {{"preset", "bert-mini"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
+}  // namespace
+
+TaskInfo mlm_pretrain_task() {
+  return {json{{"model", {{"name", "bert"}, {"config", {{"preset", "bert-mini"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
           {"data",
            {{"train", ""}, {"eval", ""}, {"eval_fraction", 0.0}, {"split_seed", 0}, {"vocab", ""}, {"lower_case", true},
             {"max_len", 128}, {"pack", true}, {"mlm_probability", 0.15}, {"mask_replace_prob", 0.8},
             {"random_replace_prob", 0.1}, {"train_limit", 0}, {"eval_limit", 0}}}},
-     [](const json& cfg) { return std::make_unique<MlmPretrain>(cfg); }});
+     [](const json& cfg) { return std::make_unique<MlmPretrain>(cfg); }};
+}
 
-}  // namespace
 }  // namespace memel::train

@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "train/trainer.h"
 
 #include <unistd.h>
 
@@ -17,7 +17,7 @@
 #include <set>
 #include <sstream>
 
-#include "config.h"
+#include "train/config.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "memel/dump.h"
@@ -29,7 +29,7 @@
 #include "optim/clip.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
-#include "task.h"
+#include "train/task.h"
 #include "tensor/tensor_io.h"
 
 namespace fs = std::filesystem;

@@ -1,9 +1,9 @@
-#include "task_bert.h"
+#include "train/task_bert.h"
 
 #include <cstdio>
 #include <filesystem>
 
-#include "config.h"
+#include "train/config.h"
 #include "models/bert_weights.h"
 
 namespace fs = std::filesystem;

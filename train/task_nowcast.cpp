@@ -7,13 +7,13 @@
 #include <map>
 #include <set>
 
-#include "config.h"
+#include "train/config.h"
 #include "data/frames.h"
 #include "data/moving_objects.h"
 #include "data/radar_synth.h"
 #include "models/convgru.h"
 #include "models/nowcast_metrics.h"
-#include "task.h"
+#include "train/task.h"
 
 namespace memel::train {
 namespace {
@@ -191,14 +191,15 @@ class Nowcasting : public Task {
   std::unique_ptr<NowcastEvaluator> evaluator_, copy_last_;
 };
 
-const bool registered = register_task(
-    "nowcasting",
-    {json{{"model", {{"name", "convgru"}, {"config", {{"preset", "convgru-mmnist"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
+}  // namespace
+
+TaskInfo nowcasting_task() {
+  return {json{{"model", {{"name", "convgru"}, {"config", {{"preset", "convgru-mmnist"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
           {"data", {{"dataset", "moving-objects"}, {"dir", "/usr/share/datasets/fashion-mnist"}, {"options", json::object()}}},
           {"loss", {{"type", "balanced_mse_mae"}, {"mse_weight", 1.0}, {"mae_weight", 1.0}, {"global_scale", 5e-5},
                     {"thresholds", {0.5, 2, 5, 10, 30}}, {"balancing_weights", {1, 1, 2, 5, 10, 30}}}},
           {"eval", {{"use_mask", false}}}},
-     [](const json& cfg) { return std::make_unique<Nowcasting>(cfg); }});
+     [](const json& cfg) { return std::make_unique<Nowcasting>(cfg); }};
+}
 
-}  // namespace
 }  // namespace memel::train

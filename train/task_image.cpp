@@ -4,13 +4,13 @@
 #include <cmath>
 #include <set>
 
-#include "config.h"
+#include "train/config.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
 #include "models/small.h"
 #include "models/swin.h"
 #include "tensor/tensor_io.h"
-#include "task.h"
+#include "train/task.h"
 
 namespace memel::train {
 namespace {
@@ -180,13 +180,14 @@ class ImageClassification : public Task {
   double loss_sum_ = 0;
 };
 
-const bool registered = register_task(
-    "image-classification",
-    {json{{"model", {{"name", "mlp"}, {"config", json::object()}, {"config_file", nullptr}, {"pretrained", nullptr}}},
+}  // namespace
+
+TaskInfo image_classification_task() {
+  return {json{{"model", {{"name", "mlp"}, {"config", json::object()}, {"config_file", nullptr}, {"pretrained", nullptr}}},
           {"data",
            {{"dataset", "fashion-mnist"}, {"dir", "/usr/share/datasets/fashion-mnist"}, {"train_limit", 0},
             {"eval_limit", 0}, {"label_smoothing", 0.0}, {"options", json::object()}}}},
-     [](const json& cfg) { return std::make_unique<ImageClassification>(cfg); }});
+     [](const json& cfg) { return std::make_unique<ImageClassification>(cfg); }};
+}
 
-}  // namespace
 }  // namespace memel::train

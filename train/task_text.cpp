@@ -1,10 +1,10 @@
 // text-classification: BERT fine-tuning on a GLUE-layout task (the nine GLUE tasks,
 // wn-lex / wn-pair from `memel-data wordnet`, or a generic TSV task), classification or
 // regression (STS-B), with the task's own metrics.
-#include "config.h"
+#include "train/config.h"
 #include "data/glue.h"
-#include "task.h"
-#include "task_bert.h"
+#include "train/task.h"
+#include "train/task_bert.h"
 
 namespace memel::train {
 namespace {
@@ -84,13 +84,14 @@ class TextClassification : public Task {
   std::string primary_ = "loss";
 };
 
-const bool registered = register_task(
-    "text-classification",
-    {json{{"model", {{"name", "bert"}, {"config", {{"preset", "bert-mini"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
+}  // namespace
+
+TaskInfo text_classification_task() {
+  return {json{{"model", {{"name", "bert"}, {"config", {{"preset", "bert-mini"}}}, {"config_file", nullptr}, {"pretrained", nullptr}}},
           {"data",
            {{"task", "wn-lex"}, {"dir", ""}, {"vocab", ""}, {"lower_case", true}, {"max_len", 64}, {"train_limit", 0},
             {"eval_limit", 0}, {"eval_split", "dev"}}}},
-     [](const json& cfg) { return std::make_unique<TextClassification>(cfg); }});
+     [](const json& cfg) { return std::make_unique<TextClassification>(cfg); }};
+}
 
-}  // namespace
 }  // namespace memel::train

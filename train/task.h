@@ -45,7 +45,12 @@ struct TaskInfo {
   json defaults;  // the task's sections of the default config (data, model, ...)
   TaskFactory make;
 };
+// Every known task by name: the built-in ones below, and any added with register_task.
 std::map<std::string, TaskInfo>& task_registry();
+TaskInfo image_classification_task();
+TaskInfo mlm_pretrain_task();
+TaskInfo nowcasting_task();
+TaskInfo text_classification_task();
 bool register_task(const std::string& name, TaskInfo info);
 std::unique_ptr<Task> make_task(const json& cfg);
 

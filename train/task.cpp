@@ -1,12 +1,17 @@
-#include "task.h"
+#include "train/task.h"
 
-#include "config.h"
+#include "train/config.h"
 #include "tensor/tensor_io.h"
 
 namespace memel::train {
 
 std::map<std::string, TaskInfo>& task_registry() {
-  static std::map<std::string, TaskInfo> r;
+  // The built-in tasks, named here (not registered from static initialisers, which a
+  // program linking the static library would drop); research code adds its own.
+  static std::map<std::string, TaskInfo> r = {{"image-classification", image_classification_task()},
+                                              {"mlm-pretrain", mlm_pretrain_task()},
+                                              {"nowcasting", nowcasting_task()},
+                                              {"text-classification", text_classification_task()}};
   return r;
 }
 
