@@ -81,6 +81,9 @@ TrainState state_from_json(const json& st, const std::string& where) {
   s.rng_seed = u64(field(field(st, "rng"), "seed"), "rng.seed");
   s.rng_offset = u64(field(field(st, "rng"), "offset"), "rng.offset");
   s.schedule = field(st, "schedule");
+  // The schedule advances once per step: its count is the step's.
+  MEMEL_CHECK(s.schedule.is_object() && s.schedule.contains("step") && s.schedule["step"] == json(s.step), "[memel-train] ",
+              where, ": schedule ", s.schedule.dump(), " does not match step ", s.step);
   const json& best = field(st, "best");
   MEMEL_CHECK(best.is_null() || (best.is_number() && std::isfinite(best.get<double>())), "[memel-train] ", where,
               ": best is ", best.dump(), ", expected a finite number or null");
@@ -108,7 +111,7 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
-Checkpoint load_checkpoint(const std::string& dir) {
+Checkpoint load_checkpoint(const std::string& dir, const std::function<void(const Checkpoint&)>& apply) {
   const fs::path d(dir);
   const std::string where = (d / "state.json").string();
   std::ifstream sf(d / "state.json");
@@ -149,6 +152,13 @@ Checkpoint load_checkpoint(const std::string& dir) {
     const std::string bad = non_finite(k, t);
     MEMEL_CHECK(bad.empty(), "[memel-train] ", (d / "optimizer.safetensors").string(), ": ", bad,
                 " (optimizer state must be finite)");
+  }
+  if (apply) {
+    try {
+      apply(c);
+    } catch (const std::exception& e) {
+      MEMEL_FAIL("[memel-train] checkpoint ", dir, " does not fit this run: ", e.what());
+    }
   }
   return c;
 }
@@ -201,11 +211,12 @@ std::vector<std::string> Checkpointer::candidates() const {
   return out;
 }
 
-Checkpoint Checkpointer::load_latest(const std::function<void(const std::string&)>& warn, bool none_ok) const {
+Checkpoint Checkpointer::load_latest(const std::function<void(const std::string&)>& warn, bool none_ok,
+                                     const std::function<void(const Checkpoint&)>& apply) const {
   const std::vector<std::string> dirs = candidates();
   for (size_t i = 0; i < dirs.size(); ++i) {
     try {
-      return load_checkpoint(dirs[i]);
+      return load_checkpoint(dirs[i], apply);
     } catch (const std::exception& e) {
       warn("checkpoint " + dirs[i] + " is damaged: " + e.what() +
            (i + 1 < dirs.size() ? "; falling back to " + dirs[i + 1] : "; no older checkpoint is left"));

@@ -54,8 +54,9 @@ struct CheckpointContents {
 std::string checkpoint_name(int64_t step);
 
 // Reads a checkpoint directory and verifies it (digests, ranges of state.json, finite
-// values); throws naming the file and what is wrong.
-Checkpoint load_checkpoint(const std::string& dir);
+// values), then calls `apply` (optional) with it; throws naming the directory or file and
+// what is wrong.
+Checkpoint load_checkpoint(const std::string& dir, const std::function<void(const Checkpoint&)>& apply = {});
 
 class Checkpointer {
  public:
@@ -74,7 +75,11 @@ class Checkpointer {
   // (through `warn`) naming it and what is wrong; throws when none verifies (`none_ok`
   // false) or returns an empty dir (`none_ok` true, e.g. a run killed before its first
   // checkpoint).
-  Checkpoint load_latest(const std::function<void(const std::string&)>& warn, bool none_ok) const;
+  // `apply` (optional) puts a loaded checkpoint into the model, optimizer, loader, ...;
+  // a checkpoint it refuses (a value out of range for this run) is damaged like one whose
+  // digest does not match.
+  Checkpoint load_latest(const std::function<void(const std::string&)>& warn, bool none_ok,
+                         const std::function<void(const Checkpoint&)>& apply = {}) const;
   // Writes step-N/ and prunes to keep_last; returns its directory. On failure the
   // temporary directory is removed and the error names the last complete checkpoint.
   std::string save(int64_t step, const CheckpointContents& c);

@@ -314,19 +314,21 @@ json run_training(const json& cfg, const RunOptions& ro) {
     const fs::path source = source_run_of(ro.resume);
     recorded = recorded_config(source.string());
     if (!recorded.is_null()) changed = checked_config_changes(recorded, cfg, ro.allow_change, ro.resume);
+    auto apply = [&](const Checkpoint& c) {
+      prepare_memel_layers_for_load(*model, c.weights);
+      model->load_state_dict(c.weights);
+      opt->load_state_dict(c.optimizer);
+      sched.load_state_dict(c.state.schedule);
+      loader.set_position({c.state.loader_epoch, c.state.loader_batch});
+      default_generator().set_state(c.state.rng_seed, c.state.rng_offset);
+    };
     Checkpoint c;
     if (fs::exists(fs::path(ro.resume) / "state.json")) {
-      c = load_checkpoint(ro.resume);
+      c = load_checkpoint(ro.resume, apply);
     } else {
       MEMEL_CHECK(fs::is_directory(ro.resume), "[memel-train] --resume ", ro.resume, ": no such directory");
-      c = Checkpointer(source.string(), 0).load_latest([&](const std::string& w) { progress.warn(w); }, false);
+      c = Checkpointer(source.string(), 0).load_latest([&](const std::string& w) { progress.warn(w); }, false, apply);
     }
-    prepare_memel_layers_for_load(*model, c.weights);
-    model->load_state_dict(c.weights);
-    opt->load_state_dict(c.optimizer);
-    sched.load_state_dict(c.state.schedule);
-    loader.set_position({c.state.loader_epoch, c.state.loader_batch});
-    default_generator().set_state(c.state.rng_seed, c.state.rng_offset);
     step = c.state.step;
     resumed = c.state;
     checkpoints.set_last(c.dir);

@@ -195,6 +195,10 @@ TEST_CASE("checkpoints verify themselves: digests, ranges, finite values; the lo
     edit_state_keeping_digest(c16, [](json& j) { j["step"] = -5; });
     CHECK(error_of([&] { load_checkpoint(c16); }).find("step is -5, expected >= 0") != std::string::npos);
   }
+  SUBCASE("a schedule that does not match the step, digest recomputed") {
+    edit_state_keeping_digest(c16, [](json& j) { j["schedule"]["step"] = 12; });
+    CHECK(error_of([&] { load_checkpoint(c16); }).find("schedule {\"step\":12} does not match step 16") != std::string::npos);
+  }
   SUBCASE("a NaN in the weights, digests recomputed") {
     StateDict w = s.model->state_dict();
     Tensor bad = Tensor::from_vector(std::vector<float>(w["weight"].numel(), std::nanf("")), w["weight"].shape());
