@@ -19,6 +19,7 @@
 #include "optim/sgd.h"
 #include "tensor/tensor_io.h"
 #include "train/checkpoint.h"
+#include "train/evaluator.h"
 #include "train/run_dir.h"
 #include "train/step.h"
 #include "train/train_support.h"
@@ -252,6 +253,42 @@ TEST_CASE("train_step: a NaN loss stops before the update; accumulation averages
   const StepResult r = train_step(model->parameters(), opt, so,
                                   [&](int64_t i) { return add(mul(sum(model->forward(Tensor::ones({1, 2}))), 0.0), double(i + 1)); });
   CHECK(r.loss == doctest::Approx(1.5));
+}
+
+namespace {
+
+// A task over 10 rows of 2 features, scored by how many rows the model sees in eval mode
+// without gradients.
+struct CountingTask : Task {
+  std::shared_ptr<Linear> net = std::make_shared<Linear>(2, 1);
+  std::shared_ptr<TensorDataset> data =
+      std::make_shared<TensorDataset>(std::map<std::string, Tensor>{{"x", Tensor::ones({10, 2})}});
+  int64_t rows = 0, rows_in_train_mode = 0, rows_with_grad = 0;
+  std::shared_ptr<Module> model() override { return net; }
+  std::vector<std::string> paper_targets() const override { return {}; }
+  std::shared_ptr<const Dataset> train_set() override { return data; }
+  std::shared_ptr<const Dataset> eval_set() override { return data; }
+  Tensor loss(const Example& b) override { return sum(net->forward(b.at("x"))); }
+  void eval_reset() override { rows = rows_in_train_mode = rows_with_grad = 0; }
+  void eval_batch(const Example& b) override {
+    const Tensor y = net->forward(b.at("x"));
+    rows += y.shape()[0];
+    if (net->is_training()) rows_in_train_mode += y.shape()[0];
+    if (y.requires_grad()) rows_with_grad += y.shape()[0];
+  }
+  json eval_metrics() override { return {{"rows", rows}, {"train_mode", rows_in_train_mode}, {"grad", rows_with_grad}}; }
+  std::string primary_metric() const override { return "rows"; }
+};
+
+}  // namespace
+
+TEST_CASE("evaluator: every eval row once, in eval mode without gradients, progress per batch, train mode after") {
+  CountingTask t;
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  const json m = evaluate(t, 4, 0, [&](int64_t done, int64_t total) { seen.emplace_back(done, total); });
+  CHECK(m == json{{"rows", 10}, {"train_mode", 0}, {"grad", 0}});
+  CHECK(seen == std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {2, 3}, {3, 3}});
+  CHECK(t.net->is_training());
 }
 
 // --- end to end: one test per finding ----------------------------------------------------
