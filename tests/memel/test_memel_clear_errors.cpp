@@ -76,10 +76,10 @@ TEST_CASE("memel-inspect diff: dumps of different models are refused, naming the
   CHECK(dump_mismatch(a, a2).empty());
   CHECK(format_dump_diff(a, a2).find("of 1 layer(s)") != std::string::npos);
   // Same layer name, other neuron count (was compared as if nothing differed).
-  CHECK(dump_mismatch(a, narrow) == "layer '0.memel' has 7 neurons (7) in A but 4 (4) in B");
+  CHECK(dump_mismatch(a, narrow) == "layer '0.memel' has 7 neurons (7,) in A but 4 (4,) in B");
   CHECK(error_of([&] { format_dump_diff(a, narrow); }) ==
         "[memel-inspect] diff: A and B do not hold the same memel layers (dumps of different models or memel "
-        "placements?): layer '0.memel' has 7 neurons (7) in A but 4 (4) in B");
+        "placements?): layer '0.memel' has 7 neurons (7,) in A but 4 (4,) in B");
   // No layer in common (was: "fell in 0 of 0 layer(s)", exit status 0).
   CHECK(dump_mismatch(a, deeper, "base", "other") == "layer '0.memel' only in base; layer '1.memel' only in other");
 
