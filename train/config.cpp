@@ -163,28 +163,37 @@ namespace {
 // nlohmann's parse with a check for duplicate keys (memel::Error naming the key); syntax
 // errors propagate as json::exception.
 json parse_no_duplicate_keys(const std::string& text, const std::string& what, const std::string& path) {
-  // One frame per open object or array: its path, and the keys seen so far (objects) or
-  // the index of the next element (arrays).
+  // One frame per open object or array: how its parent names it (a key, or an index in
+  // a list), and the keys seen so far (objects) or the index of the next element
+  // (arrays). Full paths are built only for a message (deep nesting stays linear).
   struct Frame {
     bool object;
-    std::string path;
+    std::string name;
     std::set<std::string> keys;
     std::string key;
     int64_t index = 0;
   };
   std::vector<Frame> stack;
-  auto join = [](const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; };
-  auto child_path = [&]() -> std::string {
-    if (stack.empty()) return path;
-    Frame& f = stack.back();
-    return f.object ? join(f.path, f.key) : f.path + "[" + std::to_string(f.index++) + "]";
+  auto path_of = [&](size_t depth, const std::string* last) {
+    std::string p = path;
+    auto add = [&p](const std::string& part) {
+      if (part.empty() || part[0] == '[' || p.empty()) p += part;
+      else p += "." + part;
+    };
+    for (size_t i = 1; i < depth; ++i) add(stack[i].name);
+    if (last) add(*last);
+    return p;
   };
   auto callback = [&](int, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start: {
-        std::string p = child_path();
-        stack.push_back({event == json::parse_event_t::object_start, std::move(p), {}, {}, 0});
+        std::string name;
+        if (!stack.empty()) {
+          Frame& f = stack.back();
+          name = f.object ? f.key : "[" + std::to_string(f.index++) + "]";
+        }
+        stack.push_back({event == json::parse_event_t::object_start, std::move(name), {}, {}, 0});
         break;
       }
       case json::parse_event_t::object_end:
@@ -194,9 +203,12 @@ json parse_no_duplicate_keys(const std::string& text, const std::string& what, c
       case json::parse_event_t::key: {
         Frame& f = stack.back();
         f.key = parsed.get<std::string>();
-        MEMEL_CHECK(f.keys.insert(f.key).second, what, ": key '", join(f.path, f.key), "' appears twice",
-                    f.path.empty() ? std::string() : " in '" + f.path + "'",
-                    " (a key may be given only once; JSON readers would keep one of them silently)");
+        if (!f.keys.insert(f.key).second) {
+          const std::string in = path_of(stack.size(), nullptr);
+          MEMEL_FAIL(what, ": key '", path_of(stack.size(), &f.key), "' appears twice",
+                     in.empty() ? std::string() : " in '" + in + "'",
+                     " (a key may be given only once; JSON readers would keep one of them silently)");
+        }
         break;
       }
       case json::parse_event_t::value:
@@ -221,7 +233,7 @@ json parse_json_strict(const std::string& text, const std::string& what, const s
 json parse_set_value(const std::string& key, const std::string& text) {
   size_t i = 0;
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-  const bool looks_json = (i < text.size() && (std::strchr("{[\"-", text[i]) != nullptr ||
+  const bool looks_json = (i < text.size() && ((text[i] != '\0' && std::strchr("{[\"-", text[i]) != nullptr) ||
                                                 std::isdigit(static_cast<unsigned char>(text[i])))) ||
                           text == "true" || text == "false" || text == "null";
   if (!looks_json) return text;  // a bare word needs no quotes: --set memel.mode=rd

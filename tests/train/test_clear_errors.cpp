@@ -106,6 +106,14 @@ TEST_CASE("clear errors: a key given twice in one JSON object") {
         "JSON readers would keep one of them silently)");
   CHECK(error_of([&] { train::apply_set(j, R"(memel.opts={"a": {"k": 1, "k": 1}})"); })
             .find("key 'memel.opts.a.k' appears twice") != std::string::npos);
+  // Deep nesting: the check keeps one short name per level (not a full path), and the
+  // duplicate's path is built for the message.
+  const int depth = 200000;
+  json deep = train::parse_json_strict(std::string(depth, '[') + std::string(depth, ']'), "deep");
+  CHECK(deep.is_array());
+  CHECK(error_of([&] { train::parse_json_strict(R"([[{"a": [0, {"b": 1, "b": 2}]}]])", "nested", "k"); }) ==
+        "nested: key 'k[0][0].a[1].b' appears twice in 'k[0][0].a[1]' (a key may be given only once; JSON readers "
+        "would keep one of them silently)");
   // The program.
   Result r = run("--config " + write_text("clear_dup.json", "{" + kTask + R"(, "train": {"steps": 5, "steps": 6}})") +
                  " --print-config");
