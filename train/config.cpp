@@ -240,9 +240,11 @@ json parse_set_value(const std::string& key, const std::string& text) {
   try {
     return parse_no_duplicate_keys(text, "[config] --set " + key, key);
   } catch (const json::exception& e) {
-    MEMEL_FAIL("[config] --set ", key, ": the value '", text, "' is not valid JSON (", e.what(),
-               "); a value that starts like JSON ({, [, \", a digit, -, true, false, null) must be JSON; "
-               "for a string write --set ", key, "='\"", text, "\"'");
+    const bool container = i < text.size() && (text[i] == '{' || text[i] == '[');
+    MEMEL_FAIL("[config] --set ", key, ": the value '", text, "' is not valid JSON (", e.what(), ")",
+               container ? std::string()
+                         : str_cat("; a value that starts like JSON ({, [, \", a digit, -, true, false, null) must "
+                                   "be JSON; for a string write --set ", key, "='\"", text, "\"'"));
   }
 }
 

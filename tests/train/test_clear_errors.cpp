@@ -75,7 +75,9 @@ TEST_CASE("clear errors: a --set value that starts like JSON must be JSON") {
     CHECK_MESSAGE(e.find("[config] --set " + key + ": the value '" + a.substr(a.find('=') + 1) +
                          "' is not valid JSON ([json.exception.") == 0,
                   e);
-    CHECK_MESSAGE(e.find("must be JSON; for a string write --set " + key + "='\"") != std::string::npos, e);
+    const char first = a[a.find('=') + 1];
+    if (first != '{' && first != '[')  // a hint for scalars only
+      CHECK_MESSAGE(e.find("must be JSON; for a string write --set " + key + "='\"") != std::string::npos, e);
   }
   Result r = run("--config " + write_config("clear_set.json", {{"task", "image-classification"}}) +
                  " --set 'memel={\"at\": \"paper\", \"mode\": \"rd\"' --print-config");
