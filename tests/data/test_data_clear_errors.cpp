@@ -2,8 +2,13 @@
 // header, and text that is not UTF-8 (TSV, MLM corpora, WordNet files).
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <tuple>
 
 #include "data/glue.h"
 #include "data/mlm.h"
@@ -117,4 +122,26 @@ TEST_CASE("text readers: bytes that are not UTF-8 name the file, the line and th
   CHECK(error_of([&] { read_wordnet(fs::path(noun).parent_path().string()); }) ==
         "[wordnet] " + noun + ":2: not UTF-8 text: invalid byte 0xe9 at byte 22 of the line (byte 39 of the file); "
         "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)");
+}
+
+TEST_CASE("memel-data tokenize: text that is not UTF-8 is refused, not tokenized with U+FFFD") {
+  const std::string bin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-data";
+  const std::string vocab = std::string(MEMEL_SOURCE_DIR) + "/tests/data/text/vocab-uncased.txt";
+  const std::string log = std::string(MEMEL_BINARY_DIR) + "/test_data_clear_errors/tokenize.log";
+  auto run = [&](const std::string& args) {
+    const int rc = std::system((bin + " tokenize --vocab " + vocab + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ss.str());
+  };
+  auto [code, out] = run("'caf\xe9 au lait'");
+  CHECK(code == 1);
+  CHECK_MESSAGE(out.find("memel-data: [tokenize] TEXT is not UTF-8 text: invalid byte 0xe9 at byte 3") == 0, out);
+  std::tie(code, out) = run("'fine' 'b\xc3'");
+  CHECK(code == 1);
+  CHECK_MESSAGE(out.find("[tokenize] TEXT_B is not UTF-8 text: invalid byte 0xc3 at byte 1") != std::string::npos, out);
+  std::tie(code, out) = run("'caf\xc3\xa9 au lait'");
+  CHECK(code == 0);
+  CHECK_MESSAGE(out.find("\"input_ids\"") != std::string::npos, out);
 }
