@@ -18,7 +18,7 @@ its metrics and final weights must equal those of an unbroken run bit for bit.
   python3 scripts/fault_campaign.py [--kills 50] [--seed 1] [--build build] [--out DIR]
 
 Prints the figures and writes them to OUT/campaign.json. Exit status 1 when any check
-failed. Needs build/tools/memel-train and Debian's dataset-fashion-mnist.
+failed. Needs build/tests/memel-train-faults (a test build) and Debian's dataset-fashion-mnist.
 """
 import argparse
 import json
@@ -112,7 +112,8 @@ def main():
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    binary = os.path.join(root, args.build, "tools", "memel-train")
+    # memel-train with the test-only fault hooks (MEMEL_FAULT_KILL_CHECKPOINT works only there)
+    binary = os.path.join(root, args.build, "tests", "memel-train-faults")
     out = os.path.abspath(args.out or os.path.join(root, args.build, "fault-campaign"))
     if not os.path.exists(binary):
         sys.exit(f"{binary} not found: build first (bash scripts/build.sh)")

@@ -47,6 +47,7 @@
 #include "models/convgru.h"
 #include "models/nowcast_metrics.h"
 #include "models/swin.h"
+#include "train/step.h"
 #include "optim/adamw.h"
 #include "tensor/allocator.h"
 
@@ -371,14 +372,12 @@ struct Trainer {
     }
   }
 
-  // One training step: zero_grad, forward, loss, backward, update; returns its ms.
+  // One training step (train/step.h: forward, backward, update, zero_grad); returns its ms.
   double step() {
     const auto t0 = std::chrono::steady_clock::now();
-    s.opt->zero_grad();
-    memel::Tensor loss = s.loss();
-    memel::backward(loss);
-    s.opt->step();
-    last_loss = loss.item();
+    memel::train::StepOptions o;
+    o.grad_norm = false;  // the workloads time forward, backward and update only
+    last_loss = memel::train::train_step(s.model->parameters(), *s.opt, o, [&](int64_t) { return s.loss(); }).loss;
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 };

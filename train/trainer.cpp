@@ -29,6 +29,11 @@
 #include "optim/clip.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "train/checkpoint.h"
+#include "train/evaluator.h"
+#include "train/faults.h"
+#include "train/run_dir.h"
+#include "train/step.h"
 #include "train/task.h"
 #include "tensor/tensor_io.h"
 
@@ -44,51 +49,6 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
-
-std::string step_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "step-%08lld", (long long)step);
-  return buf;
-}
-
-// A checkpoint directory's name: "step-" and digits, nothing else (so "step-N.tmp" being
-// written and "step-N.old" being removed never count as checkpoints).
-bool is_checkpoint_name(const std::string& n) {
-  return n.size() > 5 && n.rfind("step-", 0) == 0 &&
-         std::all_of(n.begin() + 5, n.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Leftovers of a run killed while writing or pruning a checkpoint (step-N.tmp/,
-// step-N.old/: never checkpoints) are removed, and nothing else; a complete checkpoint
-// moved aside for a new one of the same step (step-N.replaced/) comes back when the new
-// one did not get into place.
-void tidy_checkpoints(const fs::path& d) {
-  if (!fs::is_directory(d)) return;
-  std::vector<fs::path> found;
-  for (auto& e : fs::directory_iterator(d)) found.push_back(e.path());
-  for (const fs::path& p : found) {
-    const std::string n = p.filename().string(), base = n.substr(0, n.find('.')), suffix = n.substr(base.size());
-    if (!is_checkpoint_name(base)) continue;  // not ours (e.g. a user's step-16-backup/)
-    if (suffix == ".replaced" && !fs::exists(d / base))
-      fs::rename(p, d / base);
-    else if (suffix == ".tmp" || suffix == ".old" || suffix == ".replaced")
-      fs::remove_all(p);
-  }
-}
-
-// Fault injection for tests (docs/hardening.md): MEMEL_FAULT_KILL_CHECKPOINT=STEP:POINT
-// sends SIGKILL to this process inside the writing of checkpoint STEP, at POINT: begin
-// (temporary directory made), model, memel, optimizer, state (after that file),
-// replacing (a checkpoint of the same step moved aside), renamed (checkpoint in place,
-// older ones not yet pruned), pruning (after the first older checkpoint was moved aside).
-void fault_point(int64_t step, const char* point) {
-  static const std::string spec = [] {
-    const char* e = std::getenv("MEMEL_FAULT_KILL_CHECKPOINT");
-    return std::string(e ? e : "");
-  }();
-  if (!spec.empty() && spec == std::to_string(step) + ":" + point) std::raise(SIGKILL);
-}
-
 
 // Memel options from the config's "memel" section (minus the trainer's own keys).
 struct MemelSetup {
@@ -163,55 +123,36 @@ ScheduleConfig make_schedule(const json& c, double lr, int64_t total) {
   return s;
 }
 
-// The newest checkpoint directory under run_dir/checkpoints with a readable state.json.
-std::string latest_checkpoint(const std::string& run_dir) {
-  const fs::path d = fs::path(run_dir) / "checkpoints";
-  std::string best;
-  if (!fs::exists(d)) return best;
-  std::vector<std::string> names;
-  for (auto& e : fs::directory_iterator(d)) {
-    const std::string n = e.path().filename().string();
-    if (e.is_directory() && is_checkpoint_name(n)) names.push_back(n);
-  }
-  std::sort(names.begin(), names.end());
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    const fs::path p = d / *it;
-    bool ok = fs::exists(p / "state.json") && fs::exists(p / "model.safetensors") && fs::exists(p / "optimizer.safetensors");
-    if (ok) {
-      try {
-        std::ifstream f(p / "state.json");
-        json j = json::parse(f);
-        (void)j.at("step");
-        // The weight files must parse too (a truncated file is refused).
-        load_safetensors((p / "model.safetensors").string());
-        load_optimizer_state((p / "optimizer.safetensors").string());
-        if (fs::exists(p / "memel.safetensors")) load_safetensors((p / "memel.safetensors").string());
-        return p.string();
-      } catch (const std::exception& e) {
-        std::cerr << "[memel-train] skipping unreadable checkpoint " << p.string() << ": " << e.what() << "\n";
-      }
-    }
-  }
-  return best;
-}
-
 class Progress {
  public:
   Progress(bool quiet, int64_t total) : quiet_(quiet), total_(total), tty_(isatty(2) != 0) {}
-  void update(int64_t step, double loss, double lr, double items_per_s, double step_ms, int64_t log_every) {
+  // eta_s: the time left, training and evaluations both.
+  void update(int64_t step, double loss, double lr, double items_per_s, double eta_s, int64_t log_every) {
     if (quiet_) return;
-    const double eta = (total_ - step) * step_ms / 1000.0;
+    const int eta = int(std::max(0.0, eta_s));
     char buf[256];
     std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  lr %.2e  %.1f items/s  ETA %02d:%02d",
-                  (long long)step, (long long)total_, loss, lr, items_per_s, int(eta) / 60, int(eta) % 60);
+                  (long long)step, (long long)total_, loss, lr, items_per_s, eta / 60, eta % 60);
     if (tty_) {
-      const int width = 24;
-      const int fill = total_ > 0 ? int(width * step / total_) : 0;
-      std::fprintf(stderr, "\r[%s%s] %s   ", std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), buf);
-      std::fflush(stderr);
+      bar(total_ > 0 ? double(step) / double(total_) : 0.0, buf);
     } else if (log_every > 0 && (step % log_every == 0 || step == total_)) {
       std::printf("%s\n", buf);
       std::fflush(stdout);
+    }
+  }
+  // Evaluation batches: a bar on a terminal, otherwise a line every 10 s of a long one.
+  void eval(int64_t step, int64_t done, int64_t total) {
+    if (quiet_ || total <= 0) return;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "[eval] step %lld: batch %lld/%lld", (long long)step, (long long)done, (long long)total);
+    if (tty_) {
+      bar(double(done) / double(total), buf);
+    } else if (done == 1) {
+      last_line_ = Clock::now();
+    } else if (ms_since(last_line_) > 10000.0 && done < total) {
+      std::printf("%s\n", buf);
+      std::fflush(stdout);
+      last_line_ = Clock::now();
     }
   }
   void line(const std::string& s) {
@@ -220,12 +161,57 @@ class Progress {
     std::printf("%s\n", s.c_str());
     std::fflush(stdout);
   }
+  void warn(const std::string& s) {
+    if (tty_) std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
+    std::fprintf(stderr, "[memel-train] warning: %s\n", s.c_str());
+  }
 
  private:
+  void bar(double frac, const char* text) {
+    const int width = 24, fill = std::clamp(int(width * frac), 0, width);
+    std::fprintf(stderr, "\r[%s%s] %s   ", std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), text);
+    std::fflush(stderr);
+  }
   bool quiet_;
   int64_t total_;
   bool tty_;
+  Clock::time_point last_line_ = Clock::now();
 };
+
+uint64_t seed_of(const json& cfg) {
+  const json& s = cfg.at("seed");
+  return s.is_number_unsigned() ? s.get<uint64_t>() : static_cast<uint64_t>(s.get<int64_t>());
+}
+
+// The run directory a --resume DIR reads from: DIR itself, or the run holding the
+// checkpoint DIR names.
+fs::path source_run_of(const std::string& resume) {
+  const fs::path r(resume);
+  return fs::exists(r / "state.json") ? r.parent_path().parent_path() : r;
+}
+
+// The resolved config against the one the run has been using: keys that differ, less
+// those that cannot change results; those not named in `allowed` refuse the resume.
+std::vector<std::string> checked_config_changes(const json& recorded, const json& cfg, const std::vector<std::string>& allowed,
+                                                const std::string& run_dir) {
+  std::vector<std::string> changed, refused;
+  for (const std::string& k : config_differences(recorded, cfg)) {
+    if (is_harmless_config_key(k)) continue;
+    changed.push_back(k);
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) refused.push_back(k);
+  }
+  if (!refused.empty()) {
+    std::ostringstream os;
+    os << "[memel-train] --resume " << run_dir << ": the config differs from the run's in " << refused.size()
+       << " key(s):";
+    for (const std::string& k : refused)
+      os << "\n  " << k << ": " << config_value(recorded, k).dump() << " -> " << config_value(cfg, k).dump();
+    os << "\nresume with the run's own config, or name the keys you mean to change: --allow-change ";
+    for (size_t i = 0; i < refused.size(); ++i) os << (i ? "," : "") << refused[i];
+    MEMEL_FAIL(os.str());
+  }
+  return changed;
+}
 
 }  // namespace
 
@@ -235,7 +221,7 @@ std::string default_run_dir(const json& cfg) {
     name = cfg.at("task").get<std::string>() + "-" + cfg.at("model").at("name").get<std::string>();
     const json& m = cfg.at("memel");
     name += m.is_object() ? "-memel-" + m.value("mode", std::string("rd")) : "-baseline";
-    name += "-seed" + std::to_string(cfg.at("seed").get<int64_t>());
+    name += "-seed" + std::to_string(seed_of(cfg));
   }
   return (fs::path(cfg.at("out").get<std::string>()) / name).string();
 }
@@ -247,7 +233,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   set_num_threads(static_cast<int>(threads));
   MEMEL_CHECK(cfg.at("device").get<std::string>() == "cpu", "[config] device: '", cfg.at("device").get<std::string>(),
               "' is not available in this build (the CUDA backend is not finished); use \"cpu\"");
-  const uint64_t seed = static_cast<uint64_t>(cfg.at("seed").get<int64_t>());
+  const uint64_t seed = seed_of(cfg);
   manual_seed(seed);
 
   std::unique_ptr<Task> task = make_task(cfg);
@@ -282,102 +268,103 @@ json run_training(const json& cfg, const RunOptions& ro) {
       get_int(tc, "steps", "train") > 0 ? get_int(tc, "steps", "train") : get_int(tc, "epochs", "train") * steps_per_epoch;
   const int64_t eval_every = get_int(tc, "eval_every", "train") > 0 ? get_int(tc, "eval_every", "train") : steps_per_epoch;
   const int64_t log_every = std::max<int64_t>(1, get_int(tc, "log_every", "train"));
-  const double clip = get_num(tc, "clip_grad_norm", "train");
+  const int64_t eval_batch = get_int(tc, "eval_batch_size", "train");
+  StepOptions so;
+  so.accum = accum;
+  so.clip = get_num(tc, "clip_grad_norm", "train");
   const json& ck = cfg.at("checkpoint");
   const int64_t ckpt_every = get_int(ck, "every", "checkpoint") > 0 ? get_int(ck, "every", "checkpoint") : eval_every;
   const int64_t keep_last = get_int(ck, "keep_last", "checkpoint");
+  MEMEL_CHECK(keep_last >= 0, "[config] checkpoint.keep_last: expected >= 0 (0 keeps all), got ", keep_last);
 
   auto opt = make_optimizer(cfg.at("optimizer"), *model);
   LRSchedule sched(make_schedule(cfg.at("schedule"), get_num(cfg.at("optimizer"), "lr", "optimizer"), total_steps));
-
-  Progress progress(ro.quiet, total_steps);
-  if (ro.dry_run) {
+  auto micro_loss = [&](int64_t) {
     Example b = loader.next_batch();
     task->before_forward(b);
     Tensor loss = task->loss(b);
-    if (ms.enabled) loss = add(loss, memel_regularization(*model));
-    backward(loss);
-    opt->step();
+    return ms.enabled ? add(loss, memel_regularization(*model)) : loss;
+  };
+
+  Progress progress(ro.quiet, total_steps);
+  if (ro.dry_run) {
+    StepOptions one = so;
+    one.accum = 1;
+    const StepResult r = train_step(model->parameters(), *opt, one, micro_loss);
     progress.line("[memel-train] dry run: model " + cfg.at("model").at("name").get<std::string>() + " with " +
                   std::to_string(model->num_parameters()) + " parameters, one batch of " + std::to_string(batch_size) +
-                  ", loss " + std::to_string(loss.item()) + (memel_names.empty() ? "" : ", memel at " + std::to_string(memel_names.size()) + " point(s)"));
-    return {{"dry_run", true}, {"loss", loss.item()}};
+                  ", loss " + std::to_string(r.loss) + (memel_names.empty() ? "" : ", memel at " + std::to_string(memel_names.size()) + " point(s)"));
+    return {{"dry_run", true}, {"loss", r.loss}};
   }
 
-  // --- run directory, resume ----------------------------------------------------
+  // --- the run directory: locked, then everything checked before any file is touched --
   const std::string run_dir = ro.out_dir.empty() ? default_run_dir(cfg) : ro.out_dir;
   const fs::path rd(run_dir);
-  int64_t step = 0;
-  double best = std::nan("");
-  std::string resume_ckpt;
-  if (!ro.resume.empty()) {
-    tidy_checkpoints(fs::path(ro.resume) / "checkpoints");
-    resume_ckpt = fs::exists(fs::path(ro.resume) / "state.json") ? ro.resume : latest_checkpoint(ro.resume);
-    MEMEL_CHECK(!resume_ckpt.empty(), "[memel-train] --resume ", ro.resume, ": no complete checkpoint found");
-  } else if (fs::exists(rd / "metrics.jsonl") && !ro.allow_existing) {
+  RunDirLock lock(run_dir);
+  Checkpointer checkpoints(run_dir, keep_last);
+  const bool resuming = !ro.resume.empty();
+  if (!resuming && fs::exists(rd / "metrics.jsonl") && !ro.allow_existing)
     MEMEL_FAIL("[memel-train] run directory ", run_dir, " already holds a run; use --resume ", run_dir,
                " to continue it or --out to choose another directory");
+  int64_t step = 0;
+  TrainState resumed;  // the checkpoint's state (zero for a fresh run)
+  json recorded;       // the config the run has been using (resume)
+  std::vector<std::string> changed;
+  if (resuming) {
+    const fs::path source = source_run_of(ro.resume);
+    recorded = recorded_config(source.string());
+    if (!recorded.is_null()) changed = checked_config_changes(recorded, cfg, ro.allow_change, ro.resume);
+    Checkpoint c;
+    if (fs::exists(fs::path(ro.resume) / "state.json")) {
+      c = load_checkpoint(ro.resume);
+    } else {
+      MEMEL_CHECK(fs::is_directory(ro.resume), "[memel-train] --resume ", ro.resume, ": no such directory");
+      c = Checkpointer(source.string(), 0).load_latest([&](const std::string& w) { progress.warn(w); }, false);
+    }
+    prepare_memel_layers_for_load(*model, c.weights);
+    model->load_state_dict(c.weights);
+    opt->load_state_dict(c.optimizer);
+    sched.load_state_dict(c.state.schedule);
+    loader.set_position({c.state.loader_epoch, c.state.loader_batch});
+    default_generator().set_state(c.state.rng_seed, c.state.rng_offset);
+    step = c.state.step;
+    resumed = c.state;
+    checkpoints.set_last(c.dir);
+    progress.line("[memel-train] resumed from " + c.dir + " at step " + std::to_string(step));
   }
+
+  // --- from here on the run's files are written ---------------------------------------
+  checkpoints.tidy();
+  if (!resuming) checkpoints.clear();  // a fresh start in a reused directory (--compare)
   fs::create_directories(rd / "checkpoints");
   fs::create_directories(rd / "stats");
-  tidy_checkpoints(rd / "checkpoints");
   fs::remove(rd / "summary.json");  // a finished run's summary, which this run replaces
-  write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
-
-  std::vector<json> metric_lines;  // kept so a resume can rewrite the file up to its step
-  if (!resume_ckpt.empty()) {
-    const fs::path cp(resume_ckpt);
-    std::ifstream sf(cp / "state.json");
-    json st = json::parse(sf);
-    StateDict sd;
-    for (auto& [k, t] : load_safetensors((cp / "model.safetensors").string()).tensors) sd[k] = t;
-    if (fs::exists(cp / "memel.safetensors"))
-      for (auto& [k, t] : load_safetensors((cp / "memel.safetensors").string()).tensors) sd[k] = t;
-    prepare_memel_layers_for_load(*model, sd);
-    model->load_state_dict(sd);
-    opt->load_state_dict(load_optimizer_state((cp / "optimizer.safetensors").string()));
-    // state.json may have been edited by hand: integers are checked before conversion.
-    const std::string where = (cp / "state.json").string();
-    auto state_int = [&](const json& v, const char* what) {
-      return json_int64_checked(v, false, "[memel-train] ", where, ": ", what, " is not an integer");
-    };
-    auto state_u64 = [&](const json& v, const char* what) {
-      MEMEL_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), "[memel-train] ", where,
-                  ": ", what, " is not a non-negative integer");
-      return v.get<uint64_t>();
-    };
-    sched.load_state_dict(st.at("schedule"));
-    loader.set_position({state_int(st.at("loader").at("epoch"), "loader.epoch"),
-                         state_int(st.at("loader").at("batch"), "loader.batch")});
-    default_generator().set_state(state_u64(st.at("rng").at("seed"), "rng.seed"),
-                                  state_u64(st.at("rng").at("offset"), "rng.offset"));
-    step = state_int(st.at("step"), "step");
-    if (st.contains("best") && !st["best"].is_null()) best = st["best"].get<double>();
-    // Keep the metric lines up to the checkpoint; later ones belong to the lost run.
-    std::ifstream mf(rd / "metrics.jsonl");
-    std::string line;
-    while (std::getline(mf, line)) {
-      if (line.empty()) continue;
-      try {
-        json j = json::parse(line);
-        if (j.value("step", int64_t(0)) <= step) metric_lines.push_back(j);
-      } catch (...) {
-        break;  // a torn last line
-      }
-    }
-    progress.line("[memel-train] resumed from " + resume_ckpt + " at step " + std::to_string(step));
+  if (recorded.is_null() || source_run_of(ro.resume) != rd) {
+    write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
+    fs::remove(rd / "config.history.jsonl");
+  } else if (!changed.empty()) {
+    record_config_change(run_dir, step, recorded, cfg, changed);
+    progress.line("[memel-train] config changed at step " + std::to_string(step) + " (recorded in config.history.jsonl)");
   }
-  // The latest evaluation so far (a run resumed at its last step evaluates nothing more).
-  json last_eval;
-  for (const json& j : metric_lines)
-    if (j.is_object() && j.contains("split") && j["split"] == "eval") {
-      last_eval = j;
-      last_eval.erase("step");
-      last_eval.erase("split");
+  // Metric lines up to the checkpoint are kept; later ones belong to the lost segment.
+  json last_eval;  // the latest evaluation (a run resumed at its last step evaluates nothing more)
+  int64_t last_eval_step = -1;
+  {
+    std::string text;
+    if (resuming) {
+      const MetricsFile m = read_metrics((rd / "metrics.jsonl").string());
+      for (const std::string& w : m.warnings) progress.warn(w);
+      text = metrics_kept_for_resume(m, step);
+      for (const auto& l : m.lines)
+        if (l.parsed && l.record.value("split", std::string()) == "eval" && l.record.value("step", int64_t(0)) <= step) {
+          last_eval = l.record;
+          last_eval_step = l.record.value("step", int64_t(0));
+          last_eval.erase("step");
+          last_eval.erase("split");
+        }
     }
-  std::string text;
-  for (auto& j : metric_lines) text += j.dump() + "\n";
-  write_file_atomic((rd / "metrics.jsonl").string(), text);
+    write_file_atomic((rd / "metrics.jsonl").string(), text);
+  }
   std::ofstream metrics((rd / "metrics.jsonl").string(), std::ios::app);
   auto emit = [&](const json& j) {
     metrics << j.dump() << "\n";
@@ -387,92 +374,41 @@ json run_training(const json& cfg, const RunOptions& ro) {
                 std::strerror(errno), "; disk full?)");
   };
 
-  std::string last_ckpt = resume_ckpt;
-  // A checkpoint is written into step-N.tmp/ and renamed to step-N/ when complete; older
-  // ones are renamed to step-N.old/ before they are removed (and one of the same step to
-  // step-N.replaced/ until the new one is in place), so a crash at any point leaves only
-  // complete step-N/ directories. A failure (e.g. a full disk) removes the
-  // temporary directory and stops the run naming the last complete checkpoint.
+  double best = resumed.best;
+  json memel_mean_ms = resumed.memel_mean_ms;
+  auto wall_s = [&] { return resumed.wall_s + ms_since(t_start) / 1000.0; };
   auto save_checkpoint = [&](int64_t s) {
-    const fs::path dir = rd / "checkpoints" / step_name(s);
-    const fs::path tmp = rd / "checkpoints" / (step_name(s) + ".tmp");
-    const fs::path replaced = rd / "checkpoints" / (step_name(s) + ".replaced");
-    try {
-      fs::remove_all(tmp);
-      fs::create_directories(tmp);
-      fault_point(s, "begin");
-      task->save_weights((tmp / "model.safetensors").string());
-      fault_point(s, "model");
-      std::map<std::string, Tensor> mem;
-      for (auto& [name, layer] : memel_layers(*model))
-        for (auto& [k, t] : layer->state_dict()) mem[name + "." + k] = t;
-      if (!mem.empty()) save_safetensors((tmp / "memel.safetensors").string(), mem);
-      fault_point(s, "memel");
-      save_optimizer_state((tmp / "optimizer.safetensors").string(), opt->state_dict());
-      fault_point(s, "optimizer");
-      const LoaderPosition p = loader.position();
-      json st = {{"step", s},
-                 {"loader", {{"epoch", p.epoch}, {"batch", p.batch}}},
-                 {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
-                 {"schedule", sched.state_dict()},
-                 {"best", std::isnan(best) ? json(nullptr) : json(best)}};
-      write_file_atomic((tmp / "state.json").string(), st.dump(2) + "\n");
-      fault_point(s, "state");
-      if (fs::exists(dir)) {  // the same step again: the old one is moved aside until the new one is in place
-        fs::remove_all(replaced);
-        fs::rename(dir, replaced);
-        fault_point(s, "replacing");
-      }
-      fs::rename(tmp, dir);
-      fs::remove_all(replaced);
-    } catch (const std::exception& e) {
-      std::error_code ec;
-      fs::remove_all(tmp, ec);
-      if (!fs::exists(dir, ec) && fs::exists(replaced, ec)) fs::rename(replaced, dir, ec);
-      MEMEL_FAIL("[memel-train] cannot write checkpoint ", dir.string(), ": ", e.what(), "; the last complete checkpoint is ",
-                 last_ckpt.empty() ? std::string("none") : last_ckpt);
-    }
-    last_ckpt = dir.string();
-    fault_point(s, "renamed");
-    // keep_last: remove older step directories (each moved aside first).
-    std::vector<std::string> names;
-    for (auto& e : fs::directory_iterator(rd / "checkpoints")) {
-      const std::string n = e.path().filename().string();
-      if (is_checkpoint_name(n)) names.push_back(n);
-    }
-    std::sort(names.begin(), names.end());
-    for (size_t i = 0; keep_last > 0 && i + keep_last < names.size(); ++i) {
-      const fs::path victim = rd / "checkpoints" / names[i], aside = rd / "checkpoints" / (names[i] + ".old");
-      fs::remove_all(aside);
-      fs::rename(victim, aside);
-      fault_point(s, "pruning");
-      fs::remove_all(aside);
-    }
+    CheckpointContents c;
+    c.write_model = [&](const std::string& path) { task->save_weights(path); };
+    for (auto& [name, layer] : memel_layers(*model))
+      for (auto& [k, t] : layer->state_dict()) c.memel[name + "." + k] = t;
+    c.optimizer = opt->state_dict();
+    const LoaderPosition p = loader.position();
+    c.state.step = s;
+    c.state.loader_epoch = p.epoch;
+    c.state.loader_batch = p.batch;
+    c.state.rng_seed = default_generator().seed();
+    c.state.rng_offset = default_generator().offset();
+    c.state.schedule = sched.state_dict();
+    c.state.best = best;
+    c.state.wall_s = wall_s();
+    c.state.memel_mean_ms = memel_mean_ms;
+    checkpoints.save(s, c);
   };
 
-  auto evaluate = [&](int64_t s) {
-    NoGradGuard ng;
-    model->eval();
-    task->eval_reset();
-    DataLoaderOptions eo;
-    eo.batch_size = get_int(tc, "eval_batch_size", "train");
-    eo.shuffle = false;
-    eo.num_workers = lo.num_workers;
-    DataLoader el(task->eval_set(), eo);
-    Example b;
-    while (el.next(b)) {
-      task->before_forward(b);
-      task->eval_batch(b);
-    }
-    model->train();
-    json m = task->eval_metrics();
+  double eval_s = 0;  // the last evaluation's duration, for the ETA
+  auto run_eval = [&](int64_t s) {
+    const auto t_eval = Clock::now();
+    json m = evaluate(*task, eval_batch, lo.num_workers,
+                      [&](int64_t done, int64_t total) { progress.eval(s, done, total); });
+    eval_s = ms_since(t_eval) / 1000.0;
     json line = {{"step", s}, {"split", "eval"}};
     for (auto& kv : m.items()) line[kv.key()] = kv.value();
     emit(line);
     last_eval = m;
+    last_eval_step = s;
     const double v = m.at(task->primary_metric()).get<double>();
-    if (get_bool(ck, "best", "checkpoint") &&
-        (std::isnan(best) || (task->higher_is_better() ? v > best : v < best))) {
+    if (get_bool(ck, "best", "checkpoint") && (std::isnan(best) || (task->higher_is_better() ? v > best : v < best))) {
       best = v;
       const fs::path bd = rd / "checkpoints" / "best";
       fs::create_directories(bd);
@@ -485,61 +421,41 @@ json run_training(const json& cfg, const RunOptions& ro) {
     progress.line(os.str());
   };
 
-  // Fault injection for tests: MEMEL_FAULT_KILL_STEP=N sends SIGKILL to this process
-  // right after step N (before that step's evaluation and checkpoint).
-  const char* kill_env = std::getenv("MEMEL_FAULT_KILL_STEP");
-  const int64_t kill_step = kill_env ? std::atoll(kill_env) : -1;
-  MemelDump final_dump;
   model->train();
   double items = 0, wait_ms = 0, window_ms = 0, rate = 0;
   auto t_window = Clock::now();
+  const auto last_ckpt = [&] { return checkpoints.last().empty() ? std::string("none") : checkpoints.last(); };
   while (step < total_steps) {
     if (g_interrupted) {
       save_checkpoint(step);
-      progress.line("[memel-train] interrupted: checkpoint written to " + last_ckpt);
-      throw Interrupted(last_ckpt);
+      progress.line("[memel-train] interrupted: checkpoint written to " + checkpoints.last());
+      throw Interrupted(checkpoints.last());
     }
     const auto t_step = Clock::now();
     sched.apply(*opt);
     const double lr = opt->lr(0);
-    double loss_sum = 0;
-    for (int64_t a = 0; a < accum; ++a) {
-      const auto t_data = Clock::now();
-      Example b = loader.next_batch();
-      wait_ms += ms_since(t_data);
-      items += double(task->batch_items(b));
-      task->before_forward(b);
-      Tensor loss = task->loss(b);
-      if (ms.enabled) loss = add(loss, memel_regularization(*model));
-      const double lv = loss.item();
-      if (!std::isfinite(lv)) {
-        std::ostringstream os;
-        os << "loss is " << lv << " at step " << step + 1 << "; last good checkpoint: "
-           << (last_ckpt.empty() ? std::string("none") : last_ckpt);
-        throw NonFiniteLoss(os.str());
-      }
-      loss_sum += lv;
-      backward(accum > 1 ? mul(loss, 1.0 / double(accum)) : loss);
+    StepResult r;
+    try {
+      r = train_step(model->parameters(), *opt, so, [&](int64_t micro) {
+        const auto t_data = Clock::now();
+        Example b = loader.next_batch();
+        wait_ms += ms_since(t_data);
+        items += double(task->batch_items(b));
+        task->before_forward(b);
+        Tensor loss = task->loss(b);
+        return ms.enabled ? add(loss, memel_regularization(*model)) : loss;
+      });
+    } catch (const NonFiniteLoss& e) {
+      throw NonFiniteLoss(std::string(e.what()) + " at step " + std::to_string(step + 1) +
+                          " (a NaN or inf in the batch or the model, or a diverging run); last good checkpoint: " + last_ckpt());
     }
-    const std::vector<Tensor> params = model->parameters();
-    const double gnorm = clip > 0 ? clip_grad_norm(params, clip) : grad_norm(params);
-    // A finite loss can still come with non-finite gradients (a NaN input behind a ReLU):
-    // stop before the update writes them into the weights and the next checkpoints.
-    if (!std::isfinite(gnorm)) {
-      std::ostringstream os;
-      os << "gradient norm is " << gnorm << " at step " << step + 1 << " (NaN or inf in the batch or the model)"
-         << "; last good checkpoint: " << (last_ckpt.empty() ? std::string("none") : last_ckpt);
-      throw NonFiniteLoss(os.str());
-    }
-    opt->step();
-    opt->zero_grad();
     sched.step();
     ++step;
-    window_ms += ms_since(t_step);
-    if (step == kill_step) std::raise(SIGKILL);
-    const double loss_v = loss_sum / double(accum);
+    const double this_step_ms = ms_since(t_step);
+    window_ms += this_step_ms;
+    fault_point("step", step);
     if (step % log_every == 0 || step == total_steps) {
-      emit({{"step", step}, {"split", "train"}, {"loss", loss_v}, {"lr", lr}, {"grad_norm", gnorm}});
+      emit({{"step", step}, {"split", "train"}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}});
       const double sec = std::chrono::duration<double>(Clock::now() - t_window).count();
       rate = items / std::max(sec, 1e-9);
       emit({{"step", step}, {"split", "perf"}, {"items_per_s", rate},
@@ -547,13 +463,22 @@ json run_training(const json& cfg, const RunOptions& ro) {
       items = wait_ms = window_ms = 0;
       t_window = Clock::now();
     }
-    progress.update(step, loss_v, lr, rate, ms_since(t_step), log_every);
-    if (step % eval_every == 0 || step == total_steps) evaluate(step);
-    if (ms.enabled && step == total_steps) final_dump = collect_memel_dump(*model, step);
+    const int64_t evals_left = (total_steps / eval_every - step / eval_every) + (total_steps % eval_every ? 1 : 0);
+    progress.update(step, r.loss, lr, rate, double(total_steps - step) * this_step_ms / 1000.0 + double(evals_left) * eval_s,
+                    log_every);
+    if (step % eval_every == 0 || step == total_steps) run_eval(step);
+    if (ms.enabled && step == total_steps) {
+      json m = json::object();
+      for (auto& l : collect_memel_dump(*model, step).layers) m[l.name] = l.mean_ms;
+      memel_mean_ms = m;
+    }
     if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps))
-      write_memel_dump(*model, (rd / "stats" / step_name(step)).string(), step);
+      write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);
     if (step % ckpt_every == 0 || step == total_steps) save_checkpoint(step);
   }
+  // A run resumed past its (lowered) train.steps, or one whose last evaluation is older
+  // than its last step, is evaluated where it stands: the summary always has a "final".
+  if (last_eval_step != step) run_eval(step);
   metrics.close();
 
   json validation;
@@ -588,14 +513,10 @@ json run_training(const json& cfg, const RunOptions& ro) {
                   {"final", last_eval},
                   {"best", std::isnan(best) ? json(nullptr) : json(best)},
                   {"primary_metric", task->primary_metric()},
-                  {"wall_s", ms_since(t_start) / 1000.0},
+                  {"wall_s", wall_s()},
                   {"memel_layers", memel_names},
-                  {"memel_mean_ms", [&] {
-                     json m = json::object();
-                     for (auto& l : final_dump.layers) m[l.name] = l.mean_ms;
-                     return m;
-                   }()},
-                  {"checkpoint", last_ckpt},
+                  {"memel_mean_ms", memel_mean_ms.is_null() ? json::object() : memel_mean_ms},
+                  {"checkpoint", checkpoints.last()},
                   {"validation", validation}};
   write_file_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
   if (!ro.quiet) {
@@ -605,7 +526,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
        << (last_eval.is_object() ? last_eval.value(task->primary_metric(), 0.0) : std::nan("")) << ", best "
        << summary["best"].dump() << ")\n";
     os << "  metrics:  " << (rd / "metrics.jsonl").string() << "\n";
-    if (ms.enabled) os << "  dumps:    " << (rd / "stats").string() << "  (memel-inspect stats " << (rd / "stats" / step_name(step)).string() << ")";
+    if (ms.enabled) os << "  dumps:    " << (rd / "stats").string() << "  (memel-inspect stats " << (rd / "stats" / checkpoint_name(step)).string() << ")";
     progress.line(os.str());
   }
   return summary;
@@ -641,7 +562,12 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     std::vector<json> values;
     std::stringstream ss(s.substr(eq + 1));
     std::string v;
-    while (std::getline(ss, v, ',')) values.push_back(json::parse(v));
+    while (std::getline(ss, v, ',')) {
+      json val = json::parse(v, nullptr, false);
+      MEMEL_CHECK(!val.is_discarded(), "[memel-train] --sweep ", s, ": '", v, "' is not a JSON value");
+      values.push_back(val);
+    }
+    MEMEL_CHECK(!values.empty(), "[memel-train] --sweep ", s, ": no values");
     std::vector<std::pair<std::string, json>> next;
     for (auto& [name, o] : grid)
       for (auto& val : values) {
@@ -651,9 +577,17 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
       }
     grid = next;
   }
-  json results = json::array();
-  std::map<std::string, std::map<std::string, std::vector<double>>> table;  // variant -> metric -> values
+  // Every run of the comparison, built and checked before the first one trains (a bad
+  // --sweep value must not wait for its variant's turn).
+  struct Planned {
+    std::string label;
+    json cfg;
+    std::string dir;
+  };
+  std::vector<Planned> plan;
   std::vector<std::string> order;
+  const uint64_t seed0 = seed_of(cfg);
+  MEMEL_CHECK(seed0 <= UINT64_MAX - uint64_t(seeds), "[memel-train] seed ", seed0, " + --seeds ", seeds, " overflows");
   for (const std::string& var : variants) {
     const bool baseline = var == "baseline";
     for (size_t gi = 0; gi < (baseline ? 1 : grid.size()); ++gi) {
@@ -663,9 +597,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
       order.push_back(label);
       for (int s = 0; s < seeds; ++s) {
         json c = cfg;
-        const int64_t seed0 = cfg.at("seed").get<int64_t>();
-        MEMEL_CHECK(seed0 <= INT64_MAX - seeds, "[memel-train] seed ", seed0, " + --seeds ", seeds, " overflows int64");
-        c["seed"] = seed0 + s;
+        c["seed"] = seed0 + uint64_t(s);
         if (baseline) {
           c["memel"] = nullptr;
         } else {
@@ -675,22 +607,47 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
           if (gover.contains("delta")) m["mode"] = "scaled";
           c["memel"] = m;
         }
-        RunOptions r = ro;
-        r.out_dir = (fs::path(out) / (label + "-seed" + std::to_string(c["seed"].get<int64_t>()))).string();
-        r.allow_existing = true;
-        json sum = finished_run_summary(r.out_dir, c);
-        if (!ro.quiet)
-          std::printf("[compare] %s seed %d -> %s%s\n", label.c_str(), int(c["seed"].get<int64_t>()), r.out_dir.c_str(),
-                      sum.is_null() ? "" : " (finished with this config: reused)");
-        if (sum.is_null()) sum = run_training(c, r);
-        results.push_back({{"variant", label}, {"seed", c["seed"]}, {"final", sum["final"]}, {"best", sum["best"]},
-                           {"run_dir", r.out_dir}});
-        for (auto& kv : sum["final"].items())
-          if (kv.value().is_number()) table[label][kv.key()].push_back(kv.value().get<double>());
-        // Mean MS per memel layer over the last dump window (the toy comparison's figure).
-        for (auto& kv : sum["memel_mean_ms"].items()) table[label]["MS " + kv.key()].push_back(kv.value().get<double>());
+        try {
+          (void)memel_setup(c);
+        } catch (const std::exception& e) {
+          MEMEL_FAIL("[memel-train] --compare variant ", label, ": ", e.what());
+        }
+        plan.push_back({label, c, (fs::path(out) / (label + "-seed" + std::to_string(seed_of(c)))).string()});
       }
     }
+  }
+  json results = json::array();
+  std::map<std::string, std::map<std::string, std::vector<double>>> table;  // variant -> metric -> values
+  for (const Planned& p : plan) {
+    RunOptions r = ro;
+    r.out_dir = p.dir;
+    r.allow_existing = true;
+    r.resume.clear();
+    json sum = finished_run_summary(p.dir, p.cfg);
+    std::string how = sum.is_null() ? "" : " (finished with this config: reused)";
+    if (sum.is_null() && fs::exists(fs::path(p.dir) / "config.resolved.json")) {
+      // A variant stopped part-way continues from its checkpoint; one that ran another
+      // config starts afresh (its checkpoints are cleared, not mixed with this run's).
+      const json recorded = recorded_config(p.dir);
+      bool same = true;
+      for (const std::string& k : config_differences(recorded, p.cfg)) same = same && is_harmless_config_key(k);
+      if (!same) {
+        how = " (held a run of another config: started afresh)";
+      } else if (!Checkpointer(p.dir, 0).candidates().empty()) {
+        r.resume = p.dir;
+        how = " (stopped part-way: resumed)";
+      }
+    }
+    if (!ro.quiet)
+      std::printf("[compare] %s seed %llu -> %s%s\n", p.label.c_str(), (unsigned long long)seed_of(p.cfg), p.dir.c_str(),
+                  how.c_str());
+    if (sum.is_null()) sum = run_training(p.cfg, r);
+    results.push_back({{"variant", p.label}, {"seed", p.cfg["seed"]}, {"final", sum["final"]}, {"best", sum["best"]},
+                       {"run_dir", p.dir}});
+    for (auto& kv : sum["final"].items())
+      if (kv.value().is_number()) table[p.label][kv.key()].push_back(kv.value().get<double>());
+    // Mean MS per memel layer over the last dump window (the toy comparison's figure).
+    for (auto& kv : sum["memel_mean_ms"].items()) table[p.label]["MS " + kv.key()].push_back(kv.value().get<double>());
   }
   // Mean +- sample std per metric.
   std::set<std::string> metric_names;

@@ -8,10 +8,9 @@
 //                        train: loss, lr, grad_norm; eval: the task's metrics; perf: throughput
 //                        (items/s), step_ms, data_wait_ms (timings live only in "perf" lines,
 //                        so train/eval lines of a resumed run equal an unbroken run's exactly)
-//   checkpoints/step-NNNNNNNN/  model.safetensors (parameters, reference names),
-//                        memel.safetensors (memel layer state), optimizer.safetensors,
-//                        state.json (step, loader position, RNG, schedule, best metric);
-//                        written as step-NNNNNNNN.tmp/ then renamed.
+//   config.history.jsonl changes accepted on resume (--allow-change), with their step
+//   .lock                held by the one process writing the run (train/run_dir.h)
+//   checkpoints/step-NNNNNNNN/  self-verifying checkpoints (train/checkpoint.h)
 //   checkpoints/best/    weights of the best evaluation (by the task's primary metric)
 //   stats/step-NNNNNNNN.safetensors + .json   memel statistics dumps
 //   summary.json         final and best metrics, steps, wall time
@@ -20,6 +19,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "train/step.h"  // NonFiniteLoss
 
 namespace memel::train {
 
@@ -30,7 +31,8 @@ struct RunOptions {
   std::string resume;    // "" (fresh), a run directory, or a checkpoint directory
   bool quiet = false;
   bool dry_run = false;  // build everything, run one batch, write nothing
-  bool allow_existing = false;
+  bool allow_existing = false;  // a fresh run may reuse the directory (--compare)
+  std::vector<std::string> allow_change;  // config keys a resume may change
   // After training: the paper's inhibition check (memel/validation.h) on this many
   // evaluation samples at the first memel layer; table printed, validation.json written.
   int64_t validate = 0;
@@ -40,15 +42,22 @@ struct RunOptions {
 // Set by the SIGINT handler: the loop writes a checkpoint and stops.
 extern std::atomic<bool> g_interrupted;
 
-// Thrown when the loss becomes NaN/inf (main turns it into exit code 3).
-struct NonFiniteLoss : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 // Thrown after an interrupt was handled and checkpointed (exit code 130).
 struct Interrupted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The units (each usable on its own from research code): train/run_dir.h (lock, metrics
+// log, config record), train/checkpoint.h (writing, verifying, falling back),
+// train/evaluator.h (the evaluation pass), train/step.h (one optimisation step).
+// run_training below is the loop that ties them together.
+//
+// Resume: the lock is taken, then the config is compared with the run's (keys that differ
+// refuse the resume unless named in allow_change; accepted changes go to
+// config.history.jsonl) and the checkpoint is loaded and verified (a damaged newest one
+// falls back to the previous one with a warning), all before any file of the run is
+// written, renamed or removed.
+//
 // Trains; returns the summary (also written to summary.json).
 json run_training(const json& cfg, const RunOptions& opts);
 

@@ -49,7 +49,7 @@ Result sh(const std::string& cmd) {
 }
 
 Result train(const std::string& args, const std::string& env = "") {
-  return sh(env + " " + kBin + " " + args);
+  return sh(env + " " + bin_for(env) + " " + args);
 }
 
 // Small copy of Fashion-MNIST; `nan_example` >= 0 puts NaN into that training image.
@@ -294,7 +294,7 @@ TEST_CASE("fault injection: a data file removed mid-run") {
   fs::remove_all(run);
   // The training images are removed once training has started (first metric line); the
   // run was killed later, at step 40.
-  const pid_t pid = spawn("MEMEL_FAULT_KILL_STEP=40 exec " + kBin + " --config " + cfg + " --quiet --out " + run);
+  const pid_t pid = spawn("MEMEL_FAULT_KILL_STEP=40 exec " + kFaultBin + " --config " + cfg + " --quiet --out " + run);
   const auto t0 = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
     std::ifstream m(run + "/metrics.jsonl");

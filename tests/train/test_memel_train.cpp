@@ -77,7 +77,8 @@ TEST_CASE("memel-train: killed and resumed gives the unbroken run's metrics and 
   std::ofstream(base + "/killed/checkpoints/step-00000040/state.json") << "{\"step\": 40}";
   Result c = run("--config " + cfg + " --out " + base + "/killed --resume " + base + "/killed");
   REQUIRE_MESSAGE(c.code == 0, c.output);
-  CHECK(c.output.find("skipping unreadable checkpoint") != std::string::npos);
+  CHECK(c.output.find("checkpoint " + base + "/killed/checkpoints/step-00000040 is damaged") != std::string::npos);
+  CHECK(c.output.find("falling back to " + base + "/killed/checkpoints/step-00000032") != std::string::npos);
   CHECK(c.output.find("resumed from " + base + "/killed/checkpoints/step-00000032") != std::string::npos);
   auto la = lines_without_perf(base + "/unbroken/metrics.jsonl"), lc = lines_without_perf(base + "/killed/metrics.jsonl");
   CHECK(la.size() == 12 + 3);
@@ -149,4 +150,5 @@ TEST_CASE("memel-train --compare: one table of mean ± std per variant; finished
   Result d = run("--config " + cfg + " --set train.steps=8 --compare rd --seeds 1 --out " + out);
   REQUIRE_MESSAGE(d.code == 0, d.output);
   CHECK(d.output.find("reused") == std::string::npos);
+  CHECK(d.output.find("rd-seed0 (held a run of another config: started afresh)") != std::string::npos);
 }

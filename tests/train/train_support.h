@@ -16,6 +16,12 @@
 namespace memel::train_test {
 
 inline const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-train";
+// memel-train with the test-only fault hooks (tests/fault_hooks.cpp).
+inline const std::string kFaultBin = std::string(MEMEL_BINARY_DIR) + "/tests/memel-train-faults";
+// The program for a command line: the fault-hook build when the environment asks for a fault.
+inline const std::string& bin_for(const std::string& env) {
+  return env.find("MEMEL_FAULT_") != std::string::npos ? kFaultBin : kBin;
+}
 
 struct Result {
   int code;
@@ -25,7 +31,7 @@ struct Result {
 // Runs memel-train with `args` (and `env` assignments before it); exit code and output.
 inline Result run(const std::string& args, const std::string& env = "") {
   const std::string log = std::string(MEMEL_BINARY_DIR) + "/memel_train_test.log";
-  const std::string cmd = env + " " + kBin + " " + args + " > " + log + " 2>&1";
+  const std::string cmd = env + " " + bin_for(env) + " " + args + " > " + log + " 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream f(log);
   std::stringstream ss;

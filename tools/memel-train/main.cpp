@@ -1,7 +1,7 @@
 // memel-train: trains a model from a JSON config.
 //
 //   memel-train --config FILE [--set key.path=value]... [--out DIR] [--resume DIR|last]
-//               [--print-config] [--dry-run] [--quiet]
+//               [--allow-change KEY,...] [--print-config] [--dry-run] [--quiet]
 //               [--compare baseline,naive_a,naive_b,rd --seeds N [--sweep key=v1,v2]...]
 //
 // Exit codes: 0 done, 1 error (message on stderr), 2 bad usage, 3 NaN/inf loss,
@@ -24,6 +24,7 @@ namespace {
 void usage(FILE* f) {
   std::fprintf(f,
                "usage: memel-train --config FILE [--set key.path=value]... [--out DIR] [--resume DIR|last]\n"
+               "                   [--allow-change KEY,...]\n"
                "                   [--print-config] [--dry-run] [--quiet]\n"
                "                   [--compare baseline,naive_a,naive_b,rd [--seeds N] [--sweep key=v1,v2]...]\n"
                "                   [--validate N [--validate-lr LR]]\n"
@@ -33,6 +34,8 @@ void usage(FILE* f) {
                "  --out DIR         run directory (default: <out>/<name>)\n"
                "  --resume DIR|last continue from the newest complete checkpoint of DIR\n"
                "                    (last: the run directory this config trains into)\n"
+               "  --allow-change K  with --resume: accept these config keys (comma-separated) differing\n"
+               "                    from the run's; recorded in config.history.jsonl\n"
                "  --print-config    print the resolved configuration and exit\n"
                "  --dry-run         build everything and run one batch\n"
                "  --quiet           no progress output\n"
@@ -55,7 +58,7 @@ void on_sigint(int) {
 
 int main(int argc, char** argv) {
   std::string config, out, resume, compare;
-  std::vector<std::string> sets, sweep;
+  std::vector<std::string> sets, sweep, allow_change;
   bool print = false, dry = false, quiet = false;
   int seeds = 1;
   int64_t validate = 0;
@@ -73,7 +76,11 @@ int main(int argc, char** argv) {
     else if (a == "--set") sets.push_back(value("--set"));
     else if (a == "--out") out = value("--out");
     else if (a == "--resume") resume = value("--resume");
-    else if (a == "--print-config") print = true;
+    else if (a == "--allow-change") {
+      std::stringstream ss(value("--allow-change"));
+      for (std::string k; std::getline(ss, k, ',');)
+        if (!k.empty()) allow_change.push_back(k);
+    } else if (a == "--print-config") print = true;
     else if (a == "--dry-run") dry = true;
     else if (a == "--quiet") quiet = true;
     else if (a == "--compare") compare = value("--compare");
@@ -106,8 +113,13 @@ int main(int argc, char** argv) {
     ro.dry_run = dry;
     ro.validate = validate;
     ro.validate_lr = validate_lr;
+    ro.allow_change = allow_change;
     if (resume == "last") resume = out.empty() ? default_run_dir(cfg) : out;
     ro.resume = resume;
+    if (!allow_change.empty() && resume.empty()) {
+      std::fprintf(stderr, "memel-train: --allow-change is for --resume (a fresh run takes its config as given)\n");
+      return 2;
+    }
     if (!resume.empty() && ro.out_dir.empty())
       ro.out_dir = std::filesystem::exists(std::filesystem::path(resume) / "state.json")
                        ? std::filesystem::path(resume).parent_path().parent_path().string()
