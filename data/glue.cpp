@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "data/tokenizer.h"
+#include "data/unicode.h"
 #include "data/wordnet.h"
 
 namespace memel {
@@ -257,16 +258,28 @@ std::vector<TextExample> read_tsv(const std::string& path, const TsvLayout& lay,
   std::ifstream f(path, std::ios::binary);
   MEMEL_CHECK(f.good(), "[tsv] cannot open '", path, "'");
   std::string line;
-  int64_t line_no = 0, skip = 0;
+  int64_t line_no = 0, skip = 0, offset = 0, next_offset = 0;  // offsets: first byte of the line in the file
+  // Reads the next line, checks it is UTF-8 and drops a trailing '\r'.
+  auto next_line = [&]() -> bool {
+    if (!std::getline(f, line)) return false;
+    ++line_no;
+    offset = next_offset;
+    next_offset += static_cast<int64_t>(line.size()) + 1;
+    unicode::check_utf8_line(line, "tsv", path, line_no, offset);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  };
   std::vector<std::string> header;
   if (lay.header) {
-    MEMEL_CHECK(static_cast<bool>(std::getline(f, line)), "[tsv] ", path, ": empty file, expected a header");
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    MEMEL_CHECK(next_line(), "[tsv] ", path, ": empty file, expected a header");
     // A UTF-8 byte order mark would otherwise be part of the first column name.
     if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     header = split_tabs(line);
   }
+  // Every row has as many columns as the header (or, without one, as the first row): a
+  // tab inside a sentence would otherwise shift the label into another column.
+  size_t columns = header.size();
+  int64_t columns_line = lay.header ? 1 : 0;
   const std::vector<std::string>* hp = lay.header ? &header : nullptr;
   const ColumnRef ca = resolve_column(lay.text_a, hp, path, "text_a");
   const ColumnRef cb = resolve_column(lay.text_b, hp, path, "text_b");
@@ -275,11 +288,17 @@ std::vector<TextExample> read_tsv(const std::string& path, const TsvLayout& lay,
   MEMEL_CHECK(ca.present, "[tsv] ", path, ": the layout names no text_a column");
   std::vector<TextExample> out;
   int64_t row = 0;
-  while (std::getline(f, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  while (next_line()) {
     if (line.empty()) continue;
     std::vector<std::string> cols = split_tabs(line);
+    if (columns_line == 0) columns = cols.size(), columns_line = line_no;
+    if (cols.size() != columns) {
+      MEMEL_CHECK(skip_malformed, "[tsv] ", path, ":", line_no, ": found ", cols.size(),
+                  " tab-separated columns, expected ", columns, " (as in the ", lay.header ? "header" : "first row",
+                  ", line ", columns_line, "); a tab inside a text field shifts the columns");
+      ++skip;
+      continue;
+    }
     bool ok = true;
     int64_t need = 0;
     for (const ColumnRef* c : {&ca, &cb, &cl, &ci}) {

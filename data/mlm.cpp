@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
+#include "data/unicode.h"
 
 namespace memel {
 
@@ -108,7 +109,10 @@ std::vector<std::string> read_text_lines(const std::string& path) {
     std::ifstream f(file, std::ios::binary);
     MEMEL_CHECK(f.good(), "[mlm] cannot open text file '", file, "'");
     std::string line;
+    int64_t line_no = 0, offset = 0;
     while (std::getline(f, line)) {
+      unicode::check_utf8_line(line, "mlm", file, ++line_no, offset);
+      offset += static_cast<int64_t>(line.size()) + 1;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       lines.push_back(std::move(line));
     }

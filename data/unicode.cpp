@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -173,6 +174,30 @@ bool utf8_valid(const std::string& s) {
     if (!ok) return false;
   }
   return true;
+}
+
+size_t utf8_invalid_offset(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    char32_t cp;
+    bool ok;
+    const size_t n = decode_one(s, i, &cp, &ok);
+    if (!ok) return i;
+    i += n;
+  }
+  return std::string::npos;
+}
+
+void check_utf8_line(const std::string& line, const char* tag, const std::string& file, int64_t line_no,
+                     int64_t file_offset) {
+  const size_t bad = utf8_invalid_offset(line);
+  if (bad == std::string::npos) return;
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned>(static_cast<unsigned char>(line[bad])));
+  MEMEL_FAIL("[", tag, "] ", file, ":", line_no, ": not UTF-8 text: invalid byte ", hex, " at byte ", bad,
+             " of the line", file_offset >= 0 ? str_cat(" (byte ", file_offset + static_cast<int64_t>(bad), " of the file)")
+                                                : std::string(),
+             "; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)");
 }
 
 void utf8_append(std::string& out, char32_t c) {

@@ -11,6 +11,7 @@
 // for Unicode 14.0; characters assigned after 14.0 count as unassigned (control).
 // Not implemented: context-dependent casing (final sigma), compatibility (NFKC/NFKD)
 // normalisation.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -29,6 +30,13 @@ std::u32string utf8_decode_strict(const std::string& s, const char* what = "utf8
 std::string utf8_encode(const std::u32string& s);
 void utf8_append(std::string& out, char32_t cp);
 bool utf8_valid(const std::string& s);
+// Byte offset of the first invalid UTF-8 sequence in `s`; std::string::npos when valid.
+size_t utf8_invalid_offset(const std::string& s);
+// For readers of text files: throws memel::Error naming `file`, the 1-based `line_no`,
+// the byte within the line and (file_offset >= 0: the offset of the line's first byte)
+// within the file, when `line` is not valid UTF-8. `tag` starts the message ("tsv").
+void check_utf8_line(const std::string& line, const char* tag, const std::string& file, int64_t line_no,
+                     int64_t file_offset = -1);
 
 // BERT BasicTokenizer classes.
 bool is_bert_control(char32_t c);      // category C* except \t \n \r

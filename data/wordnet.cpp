@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/unicode.h"
 
 namespace memel {
 
@@ -117,8 +118,11 @@ std::vector<WordNetSynset> read_wordnet(const std::string& dir) {
     std::string line;
     int64_t n = 0;
     WordNetSynset s;
+    int64_t offset = 0;
     while (std::getline(f, line)) {
       ++n;
+      unicode::check_utf8_line(line, "wordnet", path, n, offset);
+      offset += static_cast<int64_t>(line.size()) + 1;
       if (parse_wordnet_line(line, &s, path + ":" + std::to_string(n))) all.push_back(std::move(s));
     }
   }

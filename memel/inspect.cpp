@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace memel {
 
 namespace {
@@ -89,8 +91,32 @@ std::string format_dump_top(const MemelDump& d, int64_t n) {
   return os.str();
 }
 
+std::string dump_mismatch(const MemelDump& a, const MemelDump& b, const std::string& na, const std::string& nb) {
+  std::vector<std::string> found;
+  for (auto& la : a.layers) {
+    const LayerDump* lb = b.find(la.name);
+    if (!lb)
+      found.push_back("layer '" + la.name + "' only in " + na);
+    else if (lb->neuron_shape != la.neuron_shape)
+      found.push_back("layer '" + la.name + "' has " + std::to_string(shape_numel(la.neuron_shape)) + " neurons " +
+                      shape_str(la.neuron_shape) + " in " + na + " but " + std::to_string(shape_numel(lb->neuron_shape)) +
+                      " " + shape_str(lb->neuron_shape) + " in " + nb);
+  }
+  for (auto& lb : b.layers)
+    if (!a.find(lb.name)) found.push_back("layer '" + lb.name + "' only in " + nb);
+  if (a.layers.empty() && b.layers.empty()) found.push_back("neither dump has a memel layer");
+  std::string r;
+  const size_t shown = std::min<size_t>(found.size(), 6);
+  for (size_t i = 0; i < shown; ++i) r += (i ? "; " : "") + found[i];
+  if (found.size() > shown) r += "; and " + std::to_string(found.size() - shown) + " more";
+  return r;
+}
+
 std::string format_dump_diff(const MemelDump& a, const MemelDump& b, double tau, const std::string& na,
                              const std::string& nb) {
+  const std::string mismatch = dump_mismatch(a, b, na, nb);
+  MEMEL_CHECK(mismatch.empty(), "[memel-inspect] diff: ", na, " and ", nb,
+              " do not hold the same memel layers (dumps of different models or memel placements?): ", mismatch);
   std::ostringstream os;
   os << "comparing " << na << " (step " << a.step << ") with " << nb << " (step " << b.step << ")\n";
   size_t w = 5;

@@ -563,22 +563,36 @@ std::vector<std::pair<std::string, std::shared_ptr<MemelLayer>>> memel_layers(co
 
 std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts, const std::vector<std::string>& paper) {
   std::vector<std::string> targets;
+  std::vector<bool> from_paper;  // per target: it came from the "paper" placement
   for (const std::string& t : opts.at) {
     if (t == "paper") {
       MEMEL_CHECK(!paper.empty(), "[memel] \"at\": \"paper\" but this model has no published placement; list module "
                   "names instead");
       targets.insert(targets.end(), paper.begin(), paper.end());
+      from_paper.insert(from_paper.end(), paper.size(), true);
     } else {
       targets.push_back(t);
+      from_paper.push_back(false);
     }
   }
   MEMEL_CHECK(!targets.empty(), "[memel] \"at\" names no insertion point");
+  // A target given twice would wrap one module twice ("child 'memel' registered twice").
+  for (size_t i = 0; i < targets.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      MEMEL_CHECK(targets[i] != targets[j], "[memel] memel.at lists '", targets[i], "' twice",
+                  from_paper[i] || from_paper[j] ? " (\"paper\" includes it)" : "");
   std::vector<std::string> names;
   for (const std::string& t : targets) {
-    root.wrap(t, std::make_shared<MemelLayer>(opts));
     const size_t colon = t.find(':');
-    names.push_back(colon == std::string::npos ? (t.empty() ? "memel" : t + ".memel")
-                                               : t.substr(0, colon) + (colon ? "." : "") + "memel_" + t.substr(colon + 1));
+    const std::string name = colon == std::string::npos
+                                 ? (t.empty() ? "memel" : t + ".memel")
+                                 : t.substr(0, colon) + (colon ? "." : "") + "memel_" + t.substr(colon + 1);
+    // Attached by an earlier call (e.g. memel.at, then memel.monitor_at).
+    for (auto& [existing, layer] : memel_layers(root))
+      MEMEL_CHECK(existing != name, "[memel] '", t, "' already has a memel layer (", name,
+                  "); a target may be listed only once across memel.at and memel.monitor_at");
+    root.wrap(t, std::make_shared<MemelLayer>(opts));
+    names.push_back(name);
   }
   return names;
 }

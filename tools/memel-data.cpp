@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "data/tokenizer.h"
+#include "data/unicode.h"
 #include "data/wordnet.h"
 
 namespace {
@@ -110,6 +111,11 @@ int run_tokenize(const std::vector<std::string>& args) {
     else texts.push_back(args[i]);
   }
   if (vocab.empty() || texts.empty() || texts.size() > 2) usage(2);
+  for (size_t i = 0; i < texts.size(); ++i) {  // would be tokenized with U+FFFD in place of the bad bytes
+    const size_t bad = memel::unicode::utf8_invalid_offset(texts[i]);
+    MEMEL_CHECK(bad == std::string::npos, "[tokenize] ", i ? "TEXT_B" : "TEXT", " is not UTF-8 text: invalid byte 0x",
+                std::hex, static_cast<unsigned>(static_cast<unsigned char>(texts[i][bad])), std::dec, " at byte ", bad);
+  }
   const auto tok = memel::WordPieceTokenizer::from_file(vocab, o);
   for (const auto& t : texts) {
     nlohmann::json pieces = tok.tokenize(t);

@@ -22,15 +22,21 @@ class ImageClassification : public Task {
     const std::string name = get_str(m, "name", "model");
     const json& mc = m.at("config");
     if (name == "mlp") {
-      auto mlp = std::make_shared<MLP>(MLPConfig::from_json(mc));
+      const MLPConfig c = MLPConfig::from_json(mc);
+      outputs_ = c.num_classes;
+      auto mlp = std::make_shared<MLP>(c);
       paper_ = mlp->paper_memel_targets();
       model_ = mlp;
     } else if (name == "cnn") {
-      auto cnn = std::make_shared<CNN>(CNNConfig::from_json(mc));
+      const CNNConfig c = CNNConfig::from_json(mc);
+      outputs_ = c.num_classes;
+      auto cnn = std::make_shared<CNN>(c);
       paper_ = cnn->paper_memel_targets();
       model_ = cnn;
     } else if (name == "swin") {
-      auto swin = std::make_shared<SwinTransformer>(SwinConfig::from_json(mc, "model.config"));
+      const SwinConfig c = SwinConfig::from_json(mc, "model.config");
+      outputs_ = c.num_classes;
+      auto swin = std::make_shared<SwinTransformer>(c);
       paper_ = paper_memel_targets(*swin);
       model_ = swin;
     } else {
@@ -54,11 +60,12 @@ class ImageClassification : public Task {
     const json& o = d.at("options");
     if (ds == "fashion-mnist") {
       MEMEL_CHECK(o.empty(), "[config] data.options: the fashion-mnist dataset takes no options");
+      check_classes(10, "the fashion-mnist dataset in " + dir);
       train_ = limit(fashion_mnist_dataset(dir, true), get_int(d, "train_limit", "data"));
       eval_ = limit(fashion_mnist_dataset(dir, false), get_int(d, "eval_limit", "data"));
     } else if (ds == "image-folder") {
       ImageFolderOptions io = image_folder_options(o);
-      io.seed = static_cast<uint64_t>(get_int(cfg, "seed", "config"));
+      io.seed = config_seed(cfg);
       const std::string sub_train = o.value("train_dir", std::string("train")),
                         sub_eval = o.value("eval_dir", std::string("val"));
       ImageFolderOptions eo = io;
@@ -67,6 +74,7 @@ class ImageClassification : public Task {
       auto ev = std::make_shared<ImageFolder>(dir + "/" + sub_eval, eo);
       MEMEL_CHECK(tr->classes() == ev->classes(), "[data] the class folders of ", dir, "/", sub_train, " and ", dir,
                   "/", sub_eval, " differ");
+      check_classes(static_cast<int64_t>(tr->classes().size()), "the image folder " + dir + "/" + sub_train);
       train_ = spread(tr, get_int(d, "train_limit", "data"));
       eval_ = spread(ev, get_int(d, "eval_limit", "data"));
     } else {
@@ -172,7 +180,14 @@ class ImageClassification : public Task {
     for (auto& [k, t] : d->columns()) cols[k] = slice(t, 0, 0, n).contiguous_copy();
     return std::make_shared<TensorDataset>(cols);
   }
+  // The dataset's classes must match the model's head: with more outputs the model
+  // trains silently on a wrong problem, with fewer the labels fall outside the logits.
+  void check_classes(int64_t n, const std::string& source) const {
+    MEMEL_CHECK(n == outputs_, "[data] ", source, " has ", n, " classes but the model's head has ", outputs_,
+                " outputs; set model.config.num_classes to ", n);
+  }
   std::shared_ptr<Module> model_;
+  int64_t outputs_ = 0;  // the head's outputs (model.config.num_classes)
   std::vector<std::string> paper_;
   std::shared_ptr<const Dataset> train_, eval_;
   double smoothing_ = 0;

@@ -70,7 +70,7 @@ class MlmPretrain : public Task {
     MEMEL_CHECK(o.mlm.replace_mask + o.mlm.replace_random <= 1, "[config] data.mask_replace_prob + "
                 "data.random_replace_prob: must not exceed 1, got ", o.mlm.replace_mask + o.mlm.replace_random);
     MlmTextOptions train_o = o, eval_o = o;
-    train_o.mask_seed = kTrainMaskKey ^ static_cast<uint64_t>(cfg.at("seed").get<int64_t>());
+    train_o.mask_seed = kTrainMaskKey ^ config_seed(cfg);
     train_o.mask_per_epoch = true;
     eval_o.mask_seed = kEvalMaskKey ^ split_seed;
 

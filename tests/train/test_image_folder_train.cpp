@@ -77,3 +77,20 @@ TEST_CASE("memel-train image-classification: image-folder config errors name the
   c["data"]["options"]["eval_dir"] = "missing";
   check_config_error("folder_bad3", c, "missing");
 }
+
+TEST_CASE("memel-train image-classification: the dataset's classes must match the model's head") {
+  // 2 class folders against a 3-output head: trained silently before (issue 23).
+  const fs::path root = write_folder();
+  json c = folder_config(root);
+  c["model"]["config"]["num_classes"] = 3;
+  check_config_error("folder_classes", c,
+                     "[data] the image folder " + root.string() +
+                         "/train has 2 classes but the model's head has 3 outputs; set model.config.num_classes to 2");
+  // Fashion-MNIST has 10 classes (checked before the files are read).
+  c = json{{"task", "image-classification"},
+           {"model", {{"name", "mlp"}, {"config", {{"num_classes", 5}}}}},
+           {"data", {{"dir", "/nonexistent/fmnist"}}}};
+  check_config_error("fmnist_classes", c,
+                     "[data] the fashion-mnist dataset in /nonexistent/fmnist has 10 classes but the model's head "
+                     "has 5 outputs; set model.config.num_classes to 10");
+}
