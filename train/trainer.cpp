@@ -178,11 +178,6 @@ class Progress {
   Clock::time_point last_line_ = Clock::now();
 };
 
-uint64_t seed_of(const json& cfg) {
-  const json& s = cfg.at("seed");
-  return s.is_number_unsigned() ? s.get<uint64_t>() : static_cast<uint64_t>(s.get<int64_t>());
-}
-
 // The run directory a --resume DIR reads from: DIR itself, or the run holding the
 // checkpoint DIR names.
 fs::path source_run_of(const std::string& resume) {
@@ -221,7 +216,7 @@ std::string default_run_dir(const json& cfg) {
     name = cfg.at("task").get<std::string>() + "-" + cfg.at("model").at("name").get<std::string>();
     const json& m = cfg.at("memel");
     name += m.is_object() ? "-memel-" + m.value("mode", std::string("rd")) : "-baseline";
-    name += "-seed" + std::to_string(seed_of(cfg));
+    name += "-seed" + std::to_string(config_seed(cfg));
   }
   return (fs::path(cfg.at("out").get<std::string>()) / name).string();
 }
@@ -233,7 +228,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
   set_num_threads(static_cast<int>(threads));
   MEMEL_CHECK(cfg.at("device").get<std::string>() == "cpu", "[config] device: '", cfg.at("device").get<std::string>(),
               "' is not available in this build (the CUDA backend is not finished); use \"cpu\"");
-  const uint64_t seed = seed_of(cfg);
+  const uint64_t seed = config_seed(cfg);
   manual_seed(seed);
 
   std::unique_ptr<Task> task = make_task(cfg);
@@ -565,8 +560,13 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     std::stringstream ss(s.substr(eq + 1));
     std::string v;
     while (std::getline(ss, v, ',')) {
-      json val = json::parse(v, nullptr, false);
-      MEMEL_CHECK(!val.is_discarded(), "[memel-train] --sweep ", s, ": '", v, "' is not a JSON value");
+      // Read as --set reads a value: JSON, or a bare word as a string.
+      json val;
+      try {
+        val = parse_set_value("memel." + key, v);
+      } catch (const std::exception& e) {
+        MEMEL_FAIL("[memel-train] --sweep ", s, ": ", e.what());
+      }
       values.push_back(val);
     }
     MEMEL_CHECK(!values.empty(), "[memel-train] --sweep ", s, ": no values");
@@ -588,7 +588,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
   };
   std::vector<Planned> plan;
   std::vector<std::string> order;
-  const uint64_t seed0 = seed_of(cfg);
+  const uint64_t seed0 = config_seed(cfg);
   MEMEL_CHECK(seed0 <= UINT64_MAX - uint64_t(seeds), "[memel-train] seed ", seed0, " + --seeds ", seeds, " overflows");
   for (const std::string& var : variants) {
     const bool baseline = var == "baseline";
@@ -614,7 +614,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
         } catch (const std::exception& e) {
           MEMEL_FAIL("[memel-train] --compare variant ", label, ": ", e.what());
         }
-        plan.push_back({label, c, (fs::path(out) / (label + "-seed" + std::to_string(seed_of(c)))).string()});
+        plan.push_back({label, c, (fs::path(out) / (label + "-seed" + std::to_string(config_seed(c)))).string()});
       }
     }
   }
@@ -641,7 +641,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
       }
     }
     if (!ro.quiet)
-      std::printf("[compare] %s seed %llu -> %s%s\n", p.label.c_str(), (unsigned long long)seed_of(p.cfg), p.dir.c_str(),
+      std::printf("[compare] %s seed %llu -> %s%s\n", p.label.c_str(), (unsigned long long)config_seed(p.cfg), p.dir.c_str(),
                   how.c_str());
     if (sum.is_null()) sum = run_training(p.cfg, r);
     results.push_back({{"variant", p.label}, {"seed", p.cfg["seed"]}, {"final", sum["final"]}, {"best", sum["best"]},
