@@ -75,7 +75,8 @@ class MemelLayer : public Module {
   const Shape& neuron_shape() const { return neuron_shape_; }
   NeuronStats stats() const { return stats_; }
   int64_t batches_seen() const;
-  // Flat (batch-major) indices selected in the last training forward.
+  // Flat (batch-major) indices selected in the last forward (an eval forward that is the
+  // identity clears them, and last_scores()).
   const std::vector<int64_t>& last_selected() const { return last_selected_; }
   // MS of every element in the last forward (-1 where masked), shape of the input.
   const Tensor& last_scores() const { return last_scores_; }
@@ -103,6 +104,8 @@ class MemelLayer : public Module {
  private:
   void materialize(const Shape& neuron_shape, DType dtype);
   void set_state(const std::string& name, Tensor t);
+  // The tensor statistics and scores are computed from: x, or x in float32 (stats_dtype).
+  Tensor work_input(const Tensor& x) const;
 
   MemelOptions opts_;
   MsHistBins bins_;
