@@ -215,6 +215,21 @@ nlohmann::json MemelOptions::to_json() const {
   return j;
 }
 
+nlohmann::json MemelOptions::expand_section(const nlohmann::json& section, const std::vector<std::string>& passthrough,
+                                            const std::string& where) {
+  if (section.is_null()) return section;
+  MEMEL_CHECK(section.is_object(), "[config] ", where, ": expected an object or null, got ", section.type_name());
+  nlohmann::json layer = section, kept = nlohmann::json::object();
+  for (const std::string& k : passthrough)
+    if (layer.contains(k)) {
+      kept[k] = layer[k];
+      layer.erase(k);
+    }
+  nlohmann::json out = from_json(layer, where).to_json();
+  for (auto it = kept.begin(); it != kept.end(); ++it) out[it.key()] = it.value();
+  return out;
+}
+
 void MemelOptions::validate() const {
   MEMEL_CHECK(forget_batches >= 0, "[memel] forget_batches must be >= 0 batches (0 = never forget), got ",
               forget_batches);

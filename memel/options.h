@@ -74,6 +74,11 @@ struct MemelOptions {
   // Parses and validates; unknown keys and wrong types are errors naming the key.
   static MemelOptions from_json(const nlohmann::json& j, const std::string& where = "memel");
   nlohmann::json to_json() const;
+  // A config's "memel" section with its preset expanded: every option, resolved, plus the
+  // keys listed in `passthrough` (read by the trainer, not by the layer) as given. null
+  // stays null (memel off).
+  static nlohmann::json expand_section(const nlohmann::json& section, const std::vector<std::string>& passthrough,
+                                       const std::string& where = "memel");
   // Throws on inconsistent values (negative ratio, k < 1, ...).
   void validate() const;
 };

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "memel/options.h"
 #include "train/config.h"
 #include "train/task.h"
 #include "train/trainer.h"
@@ -33,7 +34,8 @@ void usage(FILE* f) {
                "  --out DIR         run directory (default: <out>/<name>)\n"
                "  --resume DIR|last continue from the newest complete checkpoint of DIR\n"
                "                    (last: the run directory this config trains into)\n"
-               "  --print-config    print the resolved configuration and exit\n"
+               "  --print-config    print the resolved configuration (the memel preset expanded to\n"
+               "                    all its options) and exit\n"
                "  --dry-run         build everything and run one batch\n"
                "  --quiet           no progress output\n"
                "  --compare LIST    run each variant for --seeds seeds; writes compare.md/json\n"
@@ -97,6 +99,9 @@ int main(int argc, char** argv) {
   try {
     json cfg = resolve_config(config, sets);
     if (print) {
+      // The memel section with its preset expanded to every option (what the layers get).
+      if (cfg.contains("memel"))
+        cfg["memel"] = memel::MemelOptions::expand_section(cfg["memel"], {"dump_every", "monitor_at"});
       std::cout << cfg.dump(2) << "\n";
       return 0;
     }
