@@ -4,8 +4,10 @@
 // Monosemantic Scale
 //     phi(z) = (z - mu_i)^2 / (v_i + eps * mean_over_neurons(v))
 // selects elements to inhibit and applies reverse deactivation as an autograd node:
-// forward writes the running mean into the selected elements, backward multiplies their
-// incoming gradient by -delta. Everything else passes through unchanged.
+// forward writes into each selected element the mean its score used (the statistics before
+// this batch by default, the paper's Algorithms 1-2; after it with score_after_update),
+// backward multiplies their incoming gradient by -delta. Everything else passes through
+// unchanged. Options and presets: memel/options.h, docs/fidelity.md.
 //
 // Input (B, ...) with the batch first. Neurons: `element` = every index of the
 // per-sample shape; `channel` = one axis (channel_axis, default last) pooled over the

@@ -151,7 +151,9 @@ TEST_CASE("bert parity: hidden states, pooled output, MLM logits and gradients v
       continue;
     }
     const double e = rel_err(t, it->second);
-    CHECK(e <= 1e-4);
+    // float32 rounding: outputs 1.8e-6 and gradients 3.4e-6 measured (torch 1.13, x86-64);
+    // a LayerNorm eps of 1e-5 instead of 1e-12 moves the outputs by about 1e-5.
+    CHECK(e <= (name.rfind("grad_", 0) == 0 ? 2e-5 : 1e-5));
     if (name.rfind("grad_", 0) != 0) worst_out = std::max(worst_out, e);
     if (e > worst) {
       worst = e;

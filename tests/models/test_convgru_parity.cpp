@@ -64,7 +64,7 @@ void compare(const std::vector<Case>& cases) {
       CHECK(ours.shape() == ref.tensors[key].shape());
       const double e = rel_err(ours, ref.tensors[key]);
       INFO(c.name, " ", key, " rel err ", e);
-      CHECK(e <= 1e-4);
+      CHECK(e <= 2e-5);  // float32 rounding: 2.7e-6 measured (the Winograd cell)
       if (e >= worst) {
         worst = e;
         worst_key = key;

@@ -133,12 +133,12 @@ TEST_CASE("swin: logits and parameter gradients match torchvision 0.14") {
       const double e = rel_err(t, it->second);
       if (key == "logits") {
         MESSAGE(c.name, ": logits relative error ", e);
-        CHECK(e < 1e-4);
+        CHECK(e < 1e-5);  // float32 rounding: 4.6e-7 measured
       } else if (e > worst_grad) {
         worst_grad = e;
         worst_name = key;
       }
-      CHECK_MESSAGE(e < 1e-4, c.name, ": ", key, " relative error ", e);
+      CHECK_MESSAGE(e < 2e-5, c.name, ": ", key, " relative error ", e);  // 3.0e-6 measured
     }
     MESSAGE(c.name, ": worst parameter-gradient relative error ", worst_grad, " (", worst_name, ") over ",
             mine.size() - 1, " parameters");
