@@ -322,7 +322,7 @@ TEST_CASE("memel decorrelation regularizer: attached by configuration, summed in
   CHECK(w.grad().defined());
 }
 
-TEST_CASE("memel validation: only rd moves the neuron against its history (toy model, plain SGD)") {
+TEST_CASE("memel validation: every method runs, naive_a leaves the neuron still, weights are restored (signs: test_memel_method.cpp)") {
   auto model = std::make_shared<Sequential>();
   model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F64));
   model->push_back(std::make_shared<Lin>(8, 1, 2, DType::F64));
