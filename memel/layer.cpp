@@ -81,6 +81,7 @@ int64_t select_count(const MemelOptions& o, int64_t n) {
 // Order: phi descending, ties toward the lower index. Appends ascending indices.
 template <typename T>
 void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& o, std::vector<int64_t>& out) {
+  const bool all_ties = o.ties == MemelTies::All;
   if (o.select == MemelSelect::TopK && o.k == 1) {
     // The first largest valid score (ties toward the lower index): a branch-free maximum
     // (masked -1 and NaN never win), then the first index holding it.
@@ -90,6 +91,9 @@ void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& 
     int64_t i = begin;
     while (phi[i] != best) ++i;
     out.push_back(i);
+    if (all_ties)  // the authors' (max == phi): every element tied with the maximum
+      for (++i; i < end; ++i)
+        if (phi[i] == best) out.push_back(i);
     return;
   }
   std::vector<int64_t> cand;
@@ -105,7 +109,7 @@ void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& 
   } else {
     const int64_t k = select_count(o, n);
     auto better = [phi](int64_t a, int64_t b) { return phi[a] > phi[b] || (phi[a] == phi[b] && a < b); };
-    if (k == 1) {
+    if (k == 1 && !all_ties) {
       int64_t best = cand[0];
       for (int64_t i : cand)
         if (better(i, best)) best = i;
@@ -113,6 +117,12 @@ void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& 
     } else if (k > 0) {
       std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end(), better);
       chosen.assign(cand.begin(), cand.begin() + k);
+      if (all_ties) {
+        // Every candidate whose score equals the k-th largest joins (the authors' kthvalue rule).
+        const T kth = phi[cand[k - 1]];
+        for (auto it = cand.begin() + k; it != cand.end(); ++it)
+          if (phi[*it] == kth) chosen.push_back(*it);
+      }
     }
   }
   std::sort(chosen.begin(), chosen.end());
@@ -317,6 +327,11 @@ int64_t MemelLayer::batches_seen() const { return static_cast<int64_t>(batches_.
 
 void MemelLayer::set_state(const std::string& name, Tensor t) { *find_tensor(name) = t; }
 
+Tensor MemelLayer::work_input(const Tensor& x) const {
+  if (opts_.stats_dtype == MemelStatsDType::Float32 && x.dtype() != DType::F32) return x.detach().to_dtype(DType::F32);
+  return x;
+}
+
 void MemelLayer::materialize(const Shape& ns, DType dtype) {
   neuron_shape_ = ns;
   stats_ = NeuronStats::zeros(ns, dtype);
@@ -348,7 +363,7 @@ void MemelLayer::set_options(const MemelOptions& o) {
 Tensor MemelLayer::score(const Tensor& x_in) const {
   MEMEL_CHECK(initialized(), "[memel] score() before the layer has seen any data");
   Shape ns;
-  Tensor x = detail::cont(x_in);
+  Tensor x = detail::cont(work_input(x_in));
   Geometry g = geometry(x, opts_, &ns);
   MEMEL_CHECK(ns == neuron_shape_, "[memel] input per-sample shape gives neurons ", shape_str(ns), ", layer has ",
               shape_str(neuron_shape_));
@@ -371,15 +386,24 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   if (capture_) last_input_ = x_in.detach();
   penalty_ = Tensor();
   if (training && opts_.regularizer == "decorrelation") penalty_ = decorrelation_penalty(x_in, opts_.lambda);
-  if (!training && !opts_.active_at_eval) return x_in;
+  if (!training && !opts_.active_at_eval) {
+    // Eval is the identity: nothing is selected, no scores.
+    last_selected_.clear();
+    last_scores_ = Tensor();
+    return x_in;
+  }
   detail::check_float(x_in, "memel");
   MEMEL_CHECK(x_in.device().is_cpu(), "[memel] the memel layer runs on the CPU in this build; got ",
               x_in.device().str());
-  Tensor x = detail::cont(x_in);
+  Tensor x = detail::cont(work_input(x_in));
   Shape ns;
   Geometry g = geometry(x, opts_, &ns);
   if (!initialized()) {
-    if (!training) return x_in;  // nothing known yet: eval is the identity
+    if (!training) {  // nothing known yet: eval is the identity
+      last_selected_.clear();
+      last_scores_ = Tensor();
+      return x_in;
+    }
     materialize(ns, x.dtype());
   }
   MEMEL_CHECK(ns == neuron_shape_, "[memel] input ", shape_str(x.shape()), " gives neurons ", shape_str(ns),
@@ -402,13 +426,14 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   const int64_t C = g.C, blocks = g.B * g.outer;
   // Work arrays: shift and denominators (each written before it is read), batch sums s1
   // and s2, batch counts (zeroed).
-  scratch_.resize(static_cast<size_t>(5 * C));
-  std::fill(scratch_.begin() + 2 * C, scratch_.end(), 0.0);
+  scratch_.resize(static_cast<size_t>(6 * C));
+  std::fill(scratch_.begin() + 2 * C, scratch_.begin() + 5 * C, 0.0);
   double* shift = scratch_.data();
   double* dn = shift + C;
   double* s1 = dn + C;
   double* s2 = s1 + C;
   double* cnt = s2 + C;
+  double* mu_scored = cnt + C;  // the means the scores used (pre-merge when scoring first)
 
   MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
     using T = scalar_t;
@@ -441,7 +466,10 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     // One read of the activation: batch sums, and unless scoring after the update, the
     // scores against the history together with the dump window.
     const bool score_now = !opts_.score_after_update || !update;
-    if (score_now) make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
+    if (score_now) {
+      make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
+      for (int64_t c = 0; c < C; ++c) mu_scored[c] = double(pmu[c]);
+    }
     if (update && score_now)
       run_pass_all<T, true, true, true>(a, ph);
     else if (update)
@@ -457,12 +485,13 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
             s1[c] = shift[c] + m1;
           }
       });
-      stats_.merge(cnt, s1, s2, opts_.max_count);
+      stats_.merge(cnt, s1, s2, MergeRule{opts_.forget_batches, opts_.count_ahead});
       batches_.fill_(double(seen + 1));
     }
     if (!score_now) {
       // Authors' order: score against the statistics that include this batch.
       make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
+      for (int64_t c = 0; c < C; ++c) mu_scored[c] = double(pmu[c]);
       run_pass_all<T, false, true, true>(a, ph);
     }
     // Selection.
@@ -482,10 +511,11 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
       double* pin = inhibited_.data<double>();
       for (int64_t i : selected) pin[g.neuron(i % g.n)] += 1;
     }
-    // Replacement values: the running mean of each selected element's neuron.
+    // Replacement values: the mean each selected element was scored against (the
+    // pre-merge mean when scoring before the merge, the paper's Algorithm 2).
     vals = Tensor::empty({int64_t(selected.size())}, DType::F64);
     double* pval = vals.data<double>();
-    for (size_t s = 0; s < selected.size(); ++s) pval[s] = double(pmu[g.neuron(selected[s] % g.n)]);
+    for (size_t s = 0; s < selected.size(); ++s) pval[s] = mu_scored[g.neuron(selected[s] % g.n)];
   });
   last_scores_ = phi;
   last_selected_ = selected;

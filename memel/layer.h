@@ -4,8 +4,10 @@
 // Monosemantic Scale
 //     phi(z) = (z - mu_i)^2 / (v_i + eps * mean_over_neurons(v))
 // selects elements to inhibit and applies reverse deactivation as an autograd node:
-// forward writes the running mean into the selected elements, backward multiplies their
-// incoming gradient by -delta. Everything else passes through unchanged.
+// forward writes into each selected element the mean its score used (the statistics before
+// this batch by default, the paper's Algorithms 1-2; after it with score_after_update),
+// backward multiplies their incoming gradient by -delta. Everything else passes through
+// unchanged. Options and presets: memel/options.h, docs/fidelity.md.
 //
 // Input (B, ...) with the batch first. Neurons: `element` = every index of the
 // per-sample shape; `channel` = one axis (channel_axis, default last) pooled over the
@@ -75,7 +77,8 @@ class MemelLayer : public Module {
   const Shape& neuron_shape() const { return neuron_shape_; }
   NeuronStats stats() const { return stats_; }
   int64_t batches_seen() const;
-  // Flat (batch-major) indices selected in the last training forward.
+  // Flat (batch-major) indices selected in the last forward (an eval forward that is the
+  // identity clears them, and last_scores()).
   const std::vector<int64_t>& last_selected() const { return last_selected_; }
   // MS of every element in the last forward (-1 where masked), shape of the input.
   const Tensor& last_scores() const { return last_scores_; }
@@ -103,6 +106,8 @@ class MemelLayer : public Module {
  private:
   void materialize(const Shape& neuron_shape, DType dtype);
   void set_state(const std::string& name, Tensor t);
+  // The tensor statistics and scores are computed from: x, or x in float32 (stats_dtype).
+  Tensor work_input(const Tensor& x) const;
 
   MemelOptions opts_;
   MsHistBins bins_;

@@ -29,6 +29,27 @@ const char* to_string(MemelSelect s) {
 }
 const char* to_string(MemelScope s) { return s == MemelScope::Sample ? "sample" : "batch"; }
 const char* to_string(MemelNeurons n) { return n == MemelNeurons::Element ? "element" : "channel"; }
+const char* to_string(MemelTies t) { return t == MemelTies::LowerIndex ? "lower_index" : "all"; }
+const char* to_string(MemelStatsDType d) { return d == MemelStatsDType::Input ? "input" : "float32"; }
+
+MemelOptions MemelOptions::preset_options(const std::string& name) {
+  MemelOptions o;  // the member defaults are the paper preset
+  o.preset = name;
+  if (name == "paper") return o;
+  if (name == "exact") {
+    o.forget_batches = 0;
+    return o;
+  }
+  if (name == "authors") {
+    o.score_after_update = true;
+    o.forget_batches = 10;
+    o.count_ahead = true;
+    o.ties = MemelTies::All;
+    o.stats_dtype = MemelStatsDType::Float32;
+    return o;
+  }
+  MEMEL_FAIL("[config] memel.preset: unknown value '", name, "' (expected one of: paper, authors, exact)");
+}
 
 double MemelOptions::effective_delta() const {
   switch (mode) {
@@ -72,11 +93,19 @@ bool boolean(const nlohmann::json& v, const std::string& key) {
 MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string& where) {
   MEMEL_CHECK(j.is_object(), "[config] ", where, ": expected an object, got ", j.type_name());
   MemelOptions o;
+  if (j.contains("preset")) {
+    const nlohmann::json& p = j.at("preset");
+    MEMEL_CHECK(p.is_string(), "[config] ", where, ".preset: expected \"paper\", \"authors\" or \"exact\", got ",
+                p.dump());
+    o = preset_options(p.get<std::string>());
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const std::string key = where + "." + k;
     const nlohmann::json& v = it.value();
-    if (k == "at") {
+    if (k == "preset") {
+      continue;
+    } else if (k == "at") {
       if (v.is_string()) {
         o.at = {v.get<std::string>()};
       } else {
@@ -93,7 +122,18 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
     } else if (k == "channel_axis") {
       o.channel_axis = integer(v, key);
     } else if (k == "max_count") {
-      o.max_count = num(v, key);
+      MEMEL_FAIL("[config] ", key, " (a cap in samples) was replaced by ", where,
+                 ".forget_batches: the history's weight stops at that many batches (default 10, the authors' "
+                 "value; 0 or null = never forget)");
+    } else if (k == "forget_batches") {
+      o.forget_batches = v.is_null() ? 0 : integer(v, key);
+    } else if (k == "count_ahead") {
+      o.count_ahead = boolean(v, key);
+    } else if (k == "ties") {
+      o.ties = parse_enum<MemelTies>(v, key, {{"lower_index", MemelTies::LowerIndex}, {"all", MemelTies::All}});
+    } else if (k == "stats_dtype") {
+      o.stats_dtype =
+          parse_enum<MemelStatsDType>(v, key, {{"input", MemelStatsDType::Input}, {"float32", MemelStatsDType::Float32}});
     } else if (k == "eps") {
       o.eps = num(v, key);
     } else if (k == "warmup") {
@@ -135,8 +175,8 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
       o.dump_top = integer(v, key);
     } else {
       MEMEL_FAIL("[config] unknown key '", key,
-                 "' (memel options: at, neurons, channel_axis, max_count, eps, warmup, score_after_update, select, k, "
-                 "ratio, threshold, scope, mode, delta, active_at_eval, regularizer, lambda, hist_bins, hist_min, hist_max, dump_top)");
+                 "' (memel options: preset, at, neurons, channel_axis, forget_batches, count_ahead, stats_dtype, eps, "
+                 "warmup, score_after_update, select, k, ratio, threshold, scope, ties, mode, delta, active_at_eval, regularizer, lambda, hist_bins, hist_min, hist_max, dump_top)");
     }
   }
   if (j.contains("delta") && o.mode != MemelMode::Scaled)
@@ -147,10 +187,13 @@ MemelOptions MemelOptions::from_json(const nlohmann::json& j, const std::string&
 
 nlohmann::json MemelOptions::to_json() const {
   nlohmann::json j;
+  j["preset"] = preset;
   j["at"] = at;
   j["neurons"] = to_string(neurons);
   j["channel_axis"] = channel_axis;
-  j["max_count"] = max_count;
+  j["forget_batches"] = forget_batches;
+  j["count_ahead"] = count_ahead;
+  j["stats_dtype"] = to_string(stats_dtype);
   j["eps"] = eps;
   j["warmup"] = warmup;
   j["score_after_update"] = score_after_update;
@@ -159,6 +202,7 @@ nlohmann::json MemelOptions::to_json() const {
   j["ratio"] = ratio;
   j["threshold"] = threshold;
   j["scope"] = to_string(scope);
+  j["ties"] = to_string(ties);
   j["mode"] = to_string(mode);
   if (mode == MemelMode::Scaled) j["delta"] = delta;
   j["active_at_eval"] = active_at_eval;
@@ -171,9 +215,24 @@ nlohmann::json MemelOptions::to_json() const {
   return j;
 }
 
+nlohmann::json MemelOptions::expand_section(const nlohmann::json& section, const std::vector<std::string>& passthrough,
+                                            const std::string& where) {
+  if (section.is_null()) return section;
+  MEMEL_CHECK(section.is_object(), "[config] ", where, ": expected an object or null, got ", section.type_name());
+  nlohmann::json layer = section, kept = nlohmann::json::object();
+  for (const std::string& k : passthrough)
+    if (layer.contains(k)) {
+      kept[k] = layer[k];
+      layer.erase(k);
+    }
+  nlohmann::json out = from_json(layer, where).to_json();
+  for (auto it = kept.begin(); it != kept.end(); ++it) out[it.key()] = it.value();
+  return out;
+}
+
 void MemelOptions::validate() const {
-  MEMEL_CHECK(max_count >= 0, "[memel] max_count must be >= 0 (0 = never forget), got ", max_count);
-  MEMEL_CHECK(max_count == 0 || max_count >= 2, "[memel] max_count must be 0 or at least 2, got ", max_count);
+  MEMEL_CHECK(forget_batches >= 0, "[memel] forget_batches must be >= 0 batches (0 = never forget), got ",
+              forget_batches);
   MEMEL_CHECK(eps >= 0 && std::isfinite(eps), "[memel] eps must be a finite number >= 0, got ", eps);
   MEMEL_CHECK(warmup >= 0, "[memel] warmup must be >= 0 batches, got ", warmup);
   MEMEL_CHECK(k >= 1, "[memel] k must be >= 1, got ", k);

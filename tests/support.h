@@ -12,14 +12,44 @@
 
 namespace memel {
 
-// True when Debian's /usr/bin/python3 can import `modules` ("torch", "torch, torchvision");
-// asked once per list. Reference tests skip with a MESSAGE when it is false.
+// The Python that runs the PyTorch reference scripts: Debian's /usr/bin/python3, or
+// $MEMEL_PYTHON when set (e.g. to check that a Python without torch fails a required run).
+inline std::string reference_python() {
+  const char* p = std::getenv("MEMEL_PYTHON");
+  return p && *p ? std::string(p) : std::string("/usr/bin/python3");
+}
+
+// MEMEL_TORCH_REFERENCE=required (set by .ci/run): a PyTorch reference that cannot run is a
+// failure, not a skip.
+inline bool torch_reference_required() {
+  const char* p = std::getenv("MEMEL_TORCH_REFERENCE");
+  return p && std::string(p) == "required";
+}
+
+// True when the reference Python can import `modules` ("torch", "torch, torchvision");
+// asked once per list.
 inline bool python_has(const std::string& modules) {
   static std::map<std::string, bool> cache;
   auto it = cache.find(modules);
   if (it != cache.end()) return it->second;
-  const std::string cmd = "/usr/bin/python3 -c 'import " + modules + "' >/dev/null 2>&1";
+  const std::string cmd = reference_python() + " -c 'import " + modules + "' >/dev/null 2>&1";
   return cache[modules] = std::system(cmd.c_str()) == 0;
+}
+
+// A PyTorch reference test that cannot run: with MEMEL_TORCH_REFERENCE=required a failed
+// check, otherwise a skip said as such (a MESSAGE starting "skipped:"). The caller returns.
+inline void reference_unavailable(const std::string& why) {
+  if (torch_reference_required())
+    FAIL_CHECK("PyTorch reference required (MEMEL_TORCH_REFERENCE=required) but ", why);
+  else
+    MESSAGE("skipped: ", why, " (set MEMEL_TORCH_REFERENCE=required to make this a failure)");
+}
+
+// True when `modules` import; otherwise reports the test as skipped or failed (see above).
+inline bool torch_reference_available(const std::string& modules = "torch") {
+  if (python_has(modules)) return true;
+  reference_unavailable(reference_python() + " cannot import " + modules);
+  return false;
 }
 
 // max |a - b| over all elements (same number of elements required).

@@ -245,10 +245,10 @@ bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
 }  // namespace
 
 TEST_CASE("torch parity: forward outputs and input gradients (float32)") {
-  const std::string python = "/usr/bin/python3";
+  const std::string python = reference_python();
   const std::string script = std::string(MEMEL_SOURCE_DIR) + "/tests/python/op_parity.py";
   if (!file_exists(python)) {
-    MESSAGE("skipped: ", python, " not found");
+    reference_unavailable(python + " not found");
     return;
   }
   REQUIRE(file_exists(script));
@@ -290,7 +290,7 @@ TEST_CASE("torch parity: forward outputs and input gradients (float32)") {
   std::remove(in_path.c_str());
   const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (rc == 77) {
-    MESSAGE("skipped: torch is not importable by ", python);
+    reference_unavailable("torch is not importable by " + python);
     return;
   }
   REQUIRE_MESSAGE(rc == 0, "command failed (status ", rc, "): ", cmd);

@@ -121,6 +121,9 @@ TEST_CASE("memel-bench --memel paired times a plain and a memel model interleave
   // The median of two pair ratios lies between them, so within a factor of the two medians.
   const double overhead = j["memel_overhead"].get<double>();
   CHECK(std::isfinite(overhead));
-  CHECK(overhead > -0.9);
+  // A memel model does strictly more work than the plain one: it is never twice as fast,
+  // and the layer costs far less than the model around it (docs/results.md: within the noise).
+  CHECK(overhead > -0.5);
+  CHECK(overhead < 4.0);
   CHECK(j["params"] == 6898276);  // the plain model's: memel layers have no parameters
 }

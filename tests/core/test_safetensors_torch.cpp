@@ -1,11 +1,13 @@
 // safetensors interop with PyTorch through tests/python/safetensors_interop.py (its own
-// reader and writer, no safetensors package). Skips when Debian's python3 has no torch.
+// reader and writer, no safetensors package). Skips when Debian's python3 has no torch
+// (fails instead under MEMEL_TORCH_REFERENCE=required).
 #include <doctest/doctest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <sys/wait.h>
 
+#include "support.h"
 #include "tensor/tensor_io.h"
 
 using namespace memel;
@@ -34,7 +36,7 @@ TEST_CASE("safetensors: PyTorch reads what memel writes and memel reads what PyT
   std::remove(b.c_str());
   auto tensors = interop_tensors();
   save_safetensors(a, tensors, {{"producer", "memel"}, {"note", "\xc3\xbc" "n\xc3\xaf" "code ok"}});
-  std::string cmd = "/usr/bin/python3 " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/safetensors_interop.py roundtrip " +
+  std::string cmd = reference_python() + " " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/safetensors_interop.py roundtrip " +
                     a + " " + b + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -44,7 +46,7 @@ TEST_CASE("safetensors: PyTorch reads what memel writes and memel reads what PyT
   int rc = pclose(p);
   // One Python start (importing torch is slow): a missing torch or python3 means skip.
   if (rc != 0 && (out.find("No module named 'torch'") != std::string::npos || WEXITSTATUS(rc) == 127)) {
-    MESSAGE("skipped: /usr/bin/python3 cannot import torch");
+    reference_unavailable(reference_python() + " cannot import torch");
     return;
   }
   INFO("python said: ", out);

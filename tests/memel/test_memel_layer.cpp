@@ -46,9 +46,9 @@ MemelOptions opts_with(const std::string& json) { return MemelOptions::from_json
 
 }  // namespace
 
-TEST_CASE("memel stats: any batch sequence equals the two-pass statistics") {
+TEST_CASE("memel stats: with the exact preset any batch sequence equals the two-pass statistics") {
   for (DType dt : {DType::F64, DType::F32}) {
-    MemelLayer layer(opts_with(R"({"mode": "monitor"})"));
+    MemelLayer layer(opts_with(R"({"preset": "exact", "mode": "monitor"})"));
     Generator g(7);
     std::vector<std::vector<double>> all;
     for (int64_t b : {1, 3, 1, 17, 2, 64, 5}) {  // first batch of one, batch size 1 again later
@@ -70,8 +70,8 @@ TEST_CASE("memel stats: any batch sequence equals the two-pass statistics") {
 TEST_CASE("memel stats: merging statistics of two halves equals the whole") {
   Generator g(3);
   Tensor a = Tensor::randn({10, 6}, DType::F64, &g), b = Tensor::randn({7, 6}, DType::F64, &g);
-  MemelLayer la(opts_with(R"({"mode": "monitor"})")), lb(opts_with(R"({"mode": "monitor"})")),
-      lall(opts_with(R"({"mode": "monitor"})"));
+  MemelLayer la(opts_with(R"({"preset": "exact", "mode": "monitor"})")),
+      lb(opts_with(R"({"preset": "exact", "mode": "monitor"})")), lall(opts_with(R"({"preset": "exact", "mode": "monitor"})"));
   la(a);
   lb(b);
   lall(a);
@@ -82,20 +82,40 @@ TEST_CASE("memel stats: merging statistics of two halves equals the whole") {
   CHECK(m.count.to_vector() == lall.stats().count.to_vector());
 }
 
-TEST_CASE("memel stats: max_count caps the count and weights history like an EMA") {
-  MemelLayer layer(opts_with(R"({"mode": "monitor", "max_count": 20})"));
-  Generator g(5);
-  double mu = 0;
-  for (int step = 0; step < 12; ++step) {
-    Tensor x = Tensor::randn({8, 2}, DType::F64, &g);
-    const double m_before = layer.initialized() ? std::min(layer.stats().count.to_vector()[0], 20.0) : 0.0;
-    const double bm = mean(select(x, 1, 0)).item();
-    layer(x);
-    mu = (m_before * mu + 8 * bm) / (m_before + 8);
-    CHECK(layer.stats().mean.to_vector()[0] == doctest::Approx(mu).epsilon(1e-12));
-    CHECK(layer.stats().count.to_vector()[0] <= 20.0);
+TEST_CASE("memel stats: forget_batches caps the history's weight in batches (an EMA), 0 never forgets") {
+  // Batch sizes vary: the cap is forget_batches times the current batch's size.
+  for (int64_t tf : {int64_t(3), int64_t(10), int64_t(0)}) {
+    CAPTURE(tf);
+    MemelLayer layer(opts_with(R"({"mode": "monitor", "forget_batches": )" + std::to_string(tf) + "}"));
+    Generator g(5);
+    double m = 0, mu = 0, v = 0;  // independent recursion: weight, mean, unbiased variance
+    for (int step = 0; step < 16; ++step) {
+      const int64_t b = step % 3 == 2 ? 5 : 8;
+      Tensor x = add(Tensor::randn({b, 2}, DType::F64, &g), 0.3 * step);  // drifting
+      std::vector<double> col;
+      for (int64_t r = 0; r < b; ++r) col.push_back(x.to_vector()[r * 2]);
+      double bm = 0, bv = 0;
+      for (double z : col) bm += z / double(b);
+      for (double z : col) bv += (z - bm) * (z - bm) / double(b);
+      const double w = tf > 0 ? std::min(m, double(tf * b)) : m;
+      const double n = w + double(b);
+      const double nv = (w * double(b) * (mu - bm) * (mu - bm) / n + double(b) * bv + (w > 0 ? (w - 1) * v : 0.0)) / (n - 1);
+      mu = (w * mu + double(b) * bm) / n;
+      v = nv;
+      m = tf > 0 ? std::min(m + double(b), double(tf * b)) : m + double(b);
+      layer(x);
+      CHECK(layer.stats().mean.to_vector()[0] == doctest::Approx(mu).epsilon(1e-12));
+      CHECK(layer.stats().var.to_vector()[0] == doctest::Approx(v).epsilon(1e-10));
+      CHECK(layer.stats().count.to_vector()[0] == m);
+    }
+    if (tf == 3) CHECK(layer.stats().count.to_vector()[0] == 23.0);  // 3 x 5 after the batch of 5, + 8 < 3 x 8
+    if (tf == 0) CHECK(layer.stats().count.to_vector()[0] == 11 * 8 + 5 * 5);  // every sample
   }
-  CHECK(layer.stats().count.to_vector()[0] == 20.0);
+  // The default forgets after 10 batches (the paper's Appendix C.1, the authors' value).
+  CHECK(MemelOptions().forget_batches == 10);
+  CHECK(opts_with("{}").forget_batches == 10);
+  CHECK(opts_with(R"({"forget_batches": null})").forget_batches == 0);
+  CHECK(opts_with(R"({"preset": "exact"})").forget_batches == 0);
 }
 
 TEST_CASE("memel MS: eps = 0 on a zero-variance neuron gives no inf or NaN") {
@@ -117,10 +137,14 @@ TEST_CASE("memel RD: forward writes the running mean at selected elements, backw
     Generator g(11);
     for (int i = 0; i < 2; ++i) layer(Tensor::randn({6, 5}, DType::F64, &g));
     Tensor x = Tensor::randn({4, 5}, DType::F64, &g).set_requires_grad();
+    // The paper's Algorithm 2: the value written is the mean the score used, the one before
+    // this batch is merged.
+    std::vector<double> mu = layer.stats().mean.to_vector();
     Tensor y = layer(x);
     const auto sel = layer.last_selected();
     REQUIRE(sel.size() == 8);  // k = 2 per sample, 4 samples
-    std::vector<double> xv = x.to_vector(), yv = y.to_vector(), mu = layer.stats().mean.to_vector();
+    CHECK(layer.stats().mean.to_vector() != mu);
+    std::vector<double> xv = x.to_vector(), yv = y.to_vector();
     for (int64_t i = 0; i < 20; ++i) {
       bool s = std::binary_search(sel.begin(), sel.end(), i);
       CHECK(yv[i] == (s ? mu[i % 5] : xv[i]));
@@ -212,7 +236,7 @@ TEST_CASE("memel checkpoint: resume mid-run gives bit-identical statistics and o
     auto model = std::make_shared<Sequential>();
     model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F32));
     model->push_back(std::make_shared<Lin>(8, 3, 2, DType::F32));
-    attach_memel(*model, opts_with(R"({"at": ["0"], "warmup": 2, "max_count": 50})"));
+    attach_memel(*model, opts_with(R"({"at": ["0"], "warmup": 2, "forget_batches": 3})"));
     return model;
   };
   std::vector<Tensor> batches;
@@ -298,7 +322,7 @@ TEST_CASE("memel decorrelation regularizer: attached by configuration, summed in
   CHECK(w.grad().defined());
 }
 
-TEST_CASE("memel validation: only rd moves the neuron against its history (toy model, plain SGD)") {
+TEST_CASE("memel validation: every method runs, naive_a leaves the neuron still, weights are restored (signs: test_memel_method.cpp)") {
   auto model = std::make_shared<Sequential>();
   model->push_back(std::make_shared<Lin>(6, 8, 1, DType::F64));
   model->push_back(std::make_shared<Lin>(8, 1, 2, DType::F64));

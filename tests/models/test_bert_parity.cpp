@@ -9,7 +9,8 @@
 // Exception: the key biases' gradients are zero in exact arithmetic (softmax ignores a
 // constant added to every score of a row); there the reference is ~1e-17 and ours is
 // float32 round-off, so they are checked absolutely (max |ours| <= 1e-6).
-// Skips (with a message) when /usr/bin/python3 cannot import torch (the script exits 77).
+// Skips (with a message) when /usr/bin/python3 cannot import torch (the script exits 77);
+// fails instead under MEMEL_TORCH_REFERENCE=required.
 #include <doctest/doctest.h>
 
 #include "support.h"
@@ -84,10 +85,10 @@ TEST_CASE("bert parity: hidden states, pooled output, MLM logits and gradients v
                                                       {"mlm_labels", mlm_labels},
                                                       {"cls_labels", cls_labels}});
 
-  const std::string cmd = "/usr/bin/python3 " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/bert_parity.py " + dir;
+  const std::string cmd = reference_python() + " " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/bert_parity.py " + dir;
   const int status = std::system(cmd.c_str());
   if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-    MESSAGE("skipped: /usr/bin/python3 cannot import torch");
+    reference_unavailable(reference_python() + " cannot import torch");
     return;
   }
   REQUIRE_MESSAGE(status == 0, "reference script failed: ", cmd);
@@ -150,7 +151,9 @@ TEST_CASE("bert parity: hidden states, pooled output, MLM logits and gradients v
       continue;
     }
     const double e = rel_err(t, it->second);
-    CHECK(e <= 1e-4);
+    // float32 rounding: outputs 1.8e-6 and gradients 3.4e-6 measured (torch 1.13, x86-64);
+    // a LayerNorm eps of 1e-5 instead of 1e-12 moves the outputs by about 1e-5.
+    CHECK(e <= (name.rfind("grad_", 0) == 0 ? 2e-5 : 1e-5));
     if (name.rfind("grad_", 0) != 0) worst_out = std::max(worst_out, e);
     if (e > worst) {
       worst = e;

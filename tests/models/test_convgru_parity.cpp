@@ -5,7 +5,8 @@
 // Metric, per tensor: max |ours - reference| / max |reference|; the output, the input
 // gradient and every parameter gradient must be below 1e-4. One cell is large enough to
 // run on the Winograd convolution.
-// Skips (with a message) when /usr/bin/python3 cannot import torch.
+// Skips (with a message) when /usr/bin/python3 cannot import torch; fails instead under
+// MEMEL_TORCH_REFERENCE=required.
 #include <doctest/doctest.h>
 
 #include "support.h"
@@ -50,7 +51,7 @@ Case prepare(const std::string& name, Module& model, const nlohmann::json& cfg, 
 
 // Runs the reference once for all cases and compares every tensor.
 void compare(const std::vector<Case>& cases) {
-  std::string cmd = "/usr/bin/python3 " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/convgru_parity.py " + dir();
+  std::string cmd = reference_python() + " " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/convgru_parity.py " + dir();
   for (auto& c : cases) cmd += " " + c.name;
   REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "reference failed: ", cmd);
   for (auto& c : cases) {
@@ -63,7 +64,7 @@ void compare(const std::vector<Case>& cases) {
       CHECK(ours.shape() == ref.tensors[key].shape());
       const double e = rel_err(ours, ref.tensors[key]);
       INFO(c.name, " ", key, " rel err ", e);
-      CHECK(e <= 1e-4);
+      CHECK(e <= 2e-5);  // float32 rounding: 2.7e-6 measured (the Winograd cell)
       if (e >= worst) {
         worst = e;
         worst_key = key;
@@ -103,10 +104,7 @@ Case cell_case(const std::string& name, ConvGRUOptions o, Shape xshape, bool wit
 }  // namespace
 
 TEST_CASE("convgru parity: cells and a two-level encoder-forecaster vs PyTorch, 5 time steps") {
-  if (!python_has("torch")) {
-    MESSAGE("skipped: /usr/bin/python3 cannot import torch");
-    return;
-  }
+  if (!torch_reference_available("torch")) return;
   std::vector<Case> cases;
   {
     // Leaky ReLU (0.2), zero initial state, "same" i2h.

@@ -3,7 +3,8 @@
 // names (swin_to_torchvision). Our side runs in float32, the reference in float64.
 // Metric, per tensor: max |ours - reference| / max |reference| (relative to the tensor's
 // largest entry); every logit tensor and every parameter gradient must be below 1e-4.
-// Skips (with a message) when /usr/bin/python3 cannot import torch and torchvision.
+// Skips (with a message) when /usr/bin/python3 cannot import torch and torchvision; fails
+// instead under MEMEL_TORCH_REFERENCE=required.
 #include <doctest/doctest.h>
 
 #include "support.h"
@@ -69,10 +70,7 @@ std::map<std::string, Tensor> prepare(const Case& c, const std::string& dir) {
 }  // namespace
 
 TEST_CASE("swin: logits and parameter gradients match torchvision 0.14") {
-  if (!python_has("torch, torchvision")) {
-    MESSAGE("skipped: /usr/bin/python3 cannot import torch and torchvision");
-    return;
-  }
+  if (!torch_reference_available("torch, torchvision")) return;
   const std::string dir = std::string(MEMEL_BINARY_DIR) + "/swin_parity";
   std::filesystem::create_directories(dir);
 
@@ -114,7 +112,7 @@ TEST_CASE("swin: logits and parameter gradients match torchvision 0.14") {
     ours[c.name] = prepare(c, dir);
     names += " " + c.name;
   }
-  const std::string cmd = "/usr/bin/python3 " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/swin_parity.py " +
+  const std::string cmd = reference_python() + " " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/swin_parity.py " +
                           dir + names + " > " + dir + "/python.log 2>&1";
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
@@ -135,12 +133,12 @@ TEST_CASE("swin: logits and parameter gradients match torchvision 0.14") {
       const double e = rel_err(t, it->second);
       if (key == "logits") {
         MESSAGE(c.name, ": logits relative error ", e);
-        CHECK(e < 1e-4);
+        CHECK(e < 1e-5);  // float32 rounding: 4.6e-7 measured
       } else if (e > worst_grad) {
         worst_grad = e;
         worst_name = key;
       }
-      CHECK_MESSAGE(e < 1e-4, c.name, ": ", key, " relative error ", e);
+      CHECK_MESSAGE(e < 2e-5, c.name, ": ", key, " relative error ", e);  // 3.0e-6 measured
     }
     MESSAGE(c.name, ": worst parameter-gradient relative error ", worst_grad, " (", worst_name, ") over ",
             mine.size() - 1, " parameters");

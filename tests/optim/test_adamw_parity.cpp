@@ -1,7 +1,7 @@
 // AdamW (and Adam, SGD) against torch.optim: the same initial float32 parameters and
 // gradient sequence go through both; after 5 steps the parameters must agree to a
 // relative error of 1e-5 (|ours - ref| / max(|ref|, 1e-2)). Skips (with a message)
-// when Debian's python3 has no torch.
+// when Debian's python3 has no torch (fails instead under MEMEL_TORCH_REFERENCE=required).
 #include <doctest/doctest.h>
 
 #include "support.h"
@@ -108,10 +108,7 @@ std::vector<std::vector<double>> run_memel(const Case& c) {
 }  // namespace
 
 TEST_CASE("optim parity: AdamW, Adam and SGD match torch.optim after 5 steps (float32)") {
-  if (!python_has("torch")) {
-    MESSAGE("skipped: /usr/bin/python3 cannot import torch");
-    return;
-  }
+  if (!torch_reference_available("torch")) return;
   std::vector<Case> cases = {
       make_case("adamw", "AdamW", {{"lr", 1e-2}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.1}}, 1),
       make_case("adamw_amsgrad", "AdamW",
@@ -145,7 +142,7 @@ TEST_CASE("optim parity: AdamW, Adam and SGD match torch.optim after 5 steps (fl
     std::ofstream f(in_path);
     f << in.dump();
   }
-  const std::string cmd = "/usr/bin/python3 " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/adamw_parity.py " +
+  const std::string cmd = reference_python() + " " + std::string(MEMEL_SOURCE_DIR) + "/tests/python/adamw_parity.py " +
                           in_path + " " + out_path;
   REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "reference script failed: ", cmd);
   json out;

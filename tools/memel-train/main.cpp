@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "memel/options.h"
 #include "train/config.h"
 #include "train/task.h"
 #include "train/trainer.h"
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
   try {
     json cfg = resolve_config(config, sets);
     if (print) {
+      // The memel section with its preset expanded to every option (what the layers get).
+      if (cfg.contains("memel"))
+        cfg["memel"] = memel::MemelOptions::expand_section(cfg["memel"], {"dump_every", "monitor_at"});
       std::cout << cfg.dump(2) << "\n";
       return 0;
     }
