@@ -10,6 +10,7 @@
 
 #include "autograd/ops_util.h"
 #include "core/thread_pool.h"
+#include "tensor/host_stage.h"
 
 namespace memel {
 
@@ -334,10 +335,11 @@ Tensor MemelLayer::work_input(const Tensor& x) const {
 
 void MemelLayer::materialize(const Shape& ns, DType dtype) {
   neuron_shape_ = ns;
-  stats_ = NeuronStats::zeros(ns, dtype);
-  inhibited_ = Tensor::zeros(ns, DType::F64);
-  ms_sum_ = Tensor::zeros(ns, DType::F64);
-  ms_n_ = Tensor::zeros(ns, DType::F64);
+  const Device dev = batches_.device();  // the layer's device (Module::to moves its buffers)
+  stats_ = NeuronStats::zeros(ns, dtype, dev);
+  inhibited_ = Tensor::zeros(ns, DType::F64, dev);
+  ms_sum_ = Tensor::zeros(ns, DType::F64, dev);
+  ms_n_ = Tensor::zeros(ns, DType::F64, dev);
   set_state("count", stats_.count);
   set_state("mean", stats_.mean);
   set_state("var", stats_.var);
@@ -369,16 +371,22 @@ Tensor MemelLayer::score(const Tensor& x_in) const {
               shape_str(neuron_shape_));
   MEMEL_CHECK(x.dtype() == stats_.mean.dtype(), "[memel] input dtype ", dtype_name(x.dtype()),
               " differs from the statistics dtype ", dtype_name(stats_.mean.dtype()));
-  Tensor phi = Tensor::empty(x.shape(), x.dtype());
+  const Device dev = x.device();
+  Tensor phi;
   std::vector<double> dn(static_cast<size_t>(g.C));
-  MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
-    using T = scalar_t;
-    make_denoms(stats_.var.data<T>(), g.C, opts_.eps, dn.data());
-    Pass<T> a{x.data<T>(), phi.data<T>(), nullptr, g.B * g.outer, g.C, g.inner, stats_.mean.data<T>(), nullptr,
-              dn.data(), nullptr, nullptr, nullptr, nullptr, nullptr, &bins_};
-    run_pass_all<T, false, true, false>(a, nullptr);
+  NeuronStats st = stats_;
+  // The pass is host code: on a device the host cannot address it runs on host copies.
+  on_host({&x, &st.mean, &st.var}, {}, [&] {
+    phi = Tensor::empty(x.shape(), x.dtype());
+    MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
+      using T = scalar_t;
+      make_denoms(st.var.data<T>(), g.C, opts_.eps, dn.data());
+      Pass<T> a{x.data<T>(), phi.data<T>(), nullptr, g.B * g.outer, g.C, g.inner, st.mean.data<T>(), nullptr,
+                dn.data(), nullptr, nullptr, nullptr, nullptr, nullptr, &bins_};
+      run_pass_all<T, false, true, false>(a, nullptr);
+    });
   });
-  return phi;
+  return phi.to(dev);
 }
 
 Tensor MemelLayer::forward(const Tensor& x_in) {
@@ -393,8 +401,6 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     return x_in;
   }
   detail::check_float(x_in, "memel");
-  MEMEL_CHECK(x_in.device().is_cpu(), "[memel] the memel layer runs on the CPU in this build; got ",
-              x_in.device().str());
   Tensor x = detail::cont(work_input(x_in));
   Shape ns;
   Geometry g = geometry(x, opts_, &ns);
@@ -420,7 +426,8 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   const bool update = training;
   const int64_t seen = batches_seen();
   const bool warm = seen >= opts_.warmup;
-  Tensor phi = Tensor::empty(x.shape(), x.dtype());
+  const Device dev = x.device();
+  Tensor phi;
   std::vector<int64_t> selected;
   Tensor vals;
   const int64_t C = g.C, blocks = g.B * g.outer;
@@ -435,6 +442,10 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   double* cnt = s2 + C;
   double* mu_scored = cnt + C;  // the means the scores used (pre-merge when scoring first)
 
+  // The pass, merge and selection are host code: on a device the host cannot address
+  // they run on host copies of the input and the layer's state (tensor/host_stage.h).
+  on_host({&x}, {&stats_.count, &stats_.mean, &stats_.var, &inhibited_, &ms_sum_, &ms_n_, &ms_hist_}, [&] {
+  phi = Tensor::empty(x.shape(), x.dtype());
   MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
     using T = scalar_t;
     const T* px = x.data<T>();
@@ -517,6 +528,8 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     double* pval = vals.data<double>();
     for (size_t s = 0; s < selected.size(); ++s) pval[s] = mu_scored[g.neuron(selected[s] % g.n)];
   });
+  });
+  phi = phi.to(dev);
   last_scores_ = phi;
   last_selected_ = selected;
   if (selected.empty()) return x_in;

@@ -3,11 +3,12 @@
 #include <algorithm>
 
 #include "core/thread_pool.h"
+#include "tensor/host_stage.h"
 
 namespace memel {
 
-NeuronStats NeuronStats::zeros(const Shape& s, DType dtype) {
-  return {Tensor::zeros(s, dtype), Tensor::zeros(s, dtype), Tensor::zeros(s, dtype)};
+NeuronStats NeuronStats::zeros(const Shape& s, DType dtype, Device device) {
+  return {Tensor::zeros(s, dtype, device), Tensor::zeros(s, dtype, device), Tensor::zeros(s, dtype, device)};
 }
 
 NeuronStats NeuronStats::clone() const { return {count.contiguous_copy(), mean.contiguous_copy(), var.contiguous_copy()}; }
@@ -44,13 +45,16 @@ void NeuronStats::merge(const Tensor& b, const Tensor& mean_b, const Tensor& var
 }
 
 void NeuronStats::merge(const double* pb, const double* pmb, const double* pvb, const MergeRule& rule) {
-  MEMEL_DISPATCH_FLOAT(mean.dtype(), "memel stats", [&] {
-    using T = scalar_t;
-    T* pm = count.data<T>();
-    T* pmu = mean.data<T>();
-    T* pv = var.data<T>();
-    parallel_for(size(), 4096, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) merge_one<T>(pm[i], pmu[i], pv[i], pb[i], pmb[i], pvb[i], rule);
+  // Host code: on a device the host cannot address it merges host copies (tensor/host_stage.h).
+  on_host({}, {&count, &mean, &var}, [&] {
+    MEMEL_DISPATCH_FLOAT(mean.dtype(), "memel stats", [&] {
+      using T = scalar_t;
+      T* pm = count.data<T>();
+      T* pmu = mean.data<T>();
+      T* pv = var.data<T>();
+      parallel_for(size(), 4096, [&](int64_t s, int64_t e) {
+        for (int64_t i = s; i < e; ++i) merge_one<T>(pm[i], pmu[i], pv[i], pb[i], pmb[i], pvb[i], rule);
+      });
     });
   });
 }

@@ -23,7 +23,7 @@ struct MergeRule {
 struct NeuronStats {
   Tensor count, mean, var;  // each of the neuron shape, same floating dtype
 
-  static NeuronStats zeros(const Shape& neuron_shape, DType dtype);
+  static NeuronStats zeros(const Shape& neuron_shape, DType dtype, Device device = Device::cpu());
   bool defined() const { return count.defined(); }
   int64_t size() const { return count.numel(); }
 

@@ -2,7 +2,7 @@
 //
 //   memel-bench --workload gemm --size N [--threads T] [--reps R] [--warmup W] [--seed S]
 //   memel-bench --workload bert-mini|swin-t|swin-mini|convgru --threads T [--memel none|paper]
-//               [--device cpu|cuda] [--steps N] [--warmup W] [--seed S]
+//               [--device cpu|sim|cuda[:N]] [--steps N] [--warmup W] [--seed S]
 //   memel-bench --list | --help
 //
 // Each workload declares its options (name, default, help) and a run function that
@@ -50,6 +50,7 @@
 #include "train/step.h"
 #include "optim/adamw.h"
 #include "tensor/allocator.h"
+#include "tensor/backend.h"
 
 namespace {
 
@@ -239,6 +240,7 @@ struct TrainSetup {
   std::shared_ptr<memel::Module> model;
   std::unique_ptr<memel::Optimizer> opt;
   std::function<memel::Tensor()> loss;  // forward + loss on the fixed batch (a scalar)
+  std::vector<memel::Tensor> batch;     // the batch's tensors (handles shared with `loss`)
   std::vector<std::string> paper_targets;
   int64_t items = 0;                    // samples per step
   double forward_flops = 0;             // analytic, per step
@@ -271,6 +273,7 @@ TrainSetup setup_bert_mini(memel::Generator& gen) {
   for (int64_t i = 0; i < B * T; ++i) tt[size_t(i)] = (i % T) >= T / 2 ? 1 : 0;
   memel::Tensor types = memel::Tensor::from_vector(tt, {B, T});  // (B, T)
   memel::Tensor labels = random_ints({B}, 0, cfg.num_labels, gen);  // (B)
+  s.batch = {ids, types, labels};
   s.loss = [model, ids, types, labels] { return model->forward(ids, memel::Tensor(), types, labels).loss; };
   s.items = B;
   s.forward_flops = bert_forward_flops(cfg, B, T);
@@ -290,6 +293,7 @@ TrainSetup setup_swin(const std::string& preset, int64_t B, memel::Generator& ge
   memel::Tensor images =
       memel::Tensor::randn({B, cfg.in_chans, cfg.img_size, cfg.img_size}, memel::DType::F32, &gen);  // (B, 3, H, W)
   memel::Tensor labels = random_ints({B}, 0, cfg.num_classes, gen);                                // (B)
+  s.batch = {images, labels};
   s.loss = [model, images, labels] { return memel::cross_entropy(model->forward(images), labels); };
   s.items = B;
   s.forward_flops = swin_forward_flops(cfg, B);
@@ -312,6 +316,7 @@ TrainSetup setup_convgru(memel::Generator& gen) {
   memel::Tensor x = memel::Tensor::rand({B, cfg.in_frames, C, H, W}, memel::DType::F32, &gen);       // (B, 5, 1, H, W)
   memel::Tensor truth = memel::Tensor::rand({B, cfg.out_frames, C, H, W}, memel::DType::F32, &gen);  // (B, 20, 1, H, W)
   memel::nowcast::NowcastLossOptions lo;  // balanced MSE + MAE, HKO-7's weights
+  s.batch = {x, truth};
   s.loss = [model, x, truth, lo] { return memel::nowcast::nowcast_loss(model->forward(x), truth, memel::Tensor(), lo); };
   s.items = B;
   s.forward_flops = convgru_forward_flops(cfg, B);
@@ -324,7 +329,7 @@ std::vector<Option> train_options() {
           {"memel", "none",
            "none; paper: a memel layer at the model's paper placement (mode rd, top-1); paired: a plain "
            "and a paper model in one process, steps interleaved, adds memel_step_ms and memel_overhead"},
-          {"device", "cpu", "cpu or cuda (the CUDA backend is not implemented yet: an error)"},
+          {"device", "cpu", "cpu, sim, cuda or cuda:N (an error where this build or machine lacks it)"},
           {"steps", "5", "timed training steps; the median is reported"},
           {"warmup", "2", "untimed training steps first"},
           {"seed", "0", "seed of the parameters, dropout and the random batch"}};
@@ -342,7 +347,7 @@ struct Trainer {
   TrainSetup s;
   double last_loss = 0;
 
-  Trainer(const std::string& workload, uint64_t seed, bool with_memel) {
+  Trainer(const std::string& workload, uint64_t seed, bool with_memel, memel::Device device) {
     memel::manual_seed(seed);  // parameters and dropout
     memel::Generator data_gen(seed + 0x5eed);
     if (workload == "bert-mini") s = setup_bert_mini(data_gen);
@@ -360,6 +365,10 @@ struct Trainer {
       memel::attach_memel(*s.model, mo, s.paper_targets);
     }
     s.model->train();
+    // Model and batch onto the device (move_to_ moves every handle, the loss's included);
+    // the optimizer, built next, keeps its state where the parameters are.
+    s.model->to(device);
+    for (memel::Tensor& t : s.batch) t.move_to_(device);
     if (workload == "convgru") {
       memel::AdamOptions o;
       o.lr = 1e-4;
@@ -384,9 +393,13 @@ struct Trainer {
 
 json run_training(const std::string& workload, const Args& a) {
   const std::string device = a.str("device"), memel_at = a.str("memel");
-  MEMEL_CHECK(device == "cpu" || device == "cuda", "[memel-bench] --device must be cpu or cuda, got '", device, "'");
-  MEMEL_CHECK(device == "cpu", "[memel-bench] --device cuda: the CUDA backend is not implemented yet, so the ",
-              "training workloads run on the CPU only (use --device cpu)");
+  memel::Device dev;
+  try {
+    dev = memel::Device::parse(device);
+    (void)memel::backend_for(dev);  // throws where this build or machine lacks the device
+  } catch (const std::exception& e) {
+    MEMEL_FAIL("[memel-bench] --device ", device, ": ", e.what());
+  }
   MEMEL_CHECK(memel_at == "none" || memel_at == "paper" || memel_at == "paired",
               "[memel-bench] --memel must be none, paper or paired, got '", memel_at, "'");
   const int64_t threads = a.integer("threads", 1), steps = a.integer("steps", 1), warmup = a.integer("warmup", 0);
@@ -396,13 +409,14 @@ json run_training(const std::string& workload, const Args& a) {
   // paired: a plain and a memel model in one process, their steps interleaved (the order
   // alternating), so that drift of the machine hits both alike.
   const bool paired = memel_at == "paired";
-  Trainer main(workload, seed, memel_at == "paper");
-  std::unique_ptr<Trainer> with_memel = paired ? std::make_unique<Trainer>(workload, seed, true) : nullptr;
+  Trainer main(workload, seed, memel_at == "paper", dev);
+  std::unique_ptr<Trainer> with_memel = paired ? std::make_unique<Trainer>(workload, seed, true, dev) : nullptr;
   for (int64_t i = 0; i < warmup; ++i) {
     main.step();
     if (paired) with_memel->step();
   }
-  const memel::AllocatorStats before = memel::cpu_allocator().stats();
+  memel::Allocator& alloc = memel::backend_for(dev).allocator();
+  const memel::AllocatorStats before = alloc.stats();
   std::vector<double> ms, ms_memel, ratio;
   for (int64_t i = 0; i < steps; ++i) {
     if (!paired) {
@@ -416,7 +430,7 @@ json run_training(const std::string& workload, const Args& a) {
     ms_memel.push_back(memel_first ? m1 : m2);
     ratio.push_back(ms_memel.back() / ms.back());
   }
-  const memel::AllocatorStats after = memel::cpu_allocator().stats();
+  const memel::AllocatorStats after = alloc.stats();
   for (const Trainer* t : {&main, with_memel.get()})
     if (t) MEMEL_CHECK(std::isfinite(t->last_loss), "[memel-bench] ", workload, ": the loss is ", t->last_loss);
   const double step_ms = median(ms), flop = 3.0 * main.s.forward_flops;

@@ -30,6 +30,7 @@
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "train/checkpoint.h"
+#include "train/device_task.h"
 #include "train/evaluator.h"
 #include "train/faults.h"
 #include "train/run_dir.h"
@@ -226,12 +227,11 @@ json run_training(const json& cfg, const RunOptions& ro) {
   const int64_t threads = cfg.at("threads").get<int64_t>();
   MEMEL_CHECK(threads >= 0 && threads <= 4096, "[config] threads: expected 0 (all cores) to 4096, got ", threads);
   set_num_threads(static_cast<int>(threads));
-  MEMEL_CHECK(cfg.at("device").get<std::string>() == "cpu", "[config] device: '", cfg.at("device").get<std::string>(),
-              "' is not available in this build (the CUDA backend is not finished); use \"cpu\"");
+  const Device device = config_device(cfg.at("device").get<std::string>());
   const uint64_t seed = config_seed(cfg);
   manual_seed(seed);
 
-  std::unique_ptr<Task> task = make_task(cfg);
+  std::unique_ptr<Task> task = on_device(make_task(cfg), device);  // batches go to the device
   std::shared_ptr<Module> model = task->model();
   const MemelSetup ms = memel_setup(cfg);
   std::vector<std::string> memel_names;
@@ -245,6 +245,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
       for (auto& n : attach_memel(*model, mon)) memel_names.push_back(n);
     }
   }
+  model->to(device);  // parameters and buffers; the optimizer's state follows the parameters
 
   const json& tc = cfg.at("train");
   const int64_t batch_size = get_int(tc, "batch_size", "train"), accum = get_int(tc, "grad_accum", "train");
