@@ -122,7 +122,7 @@ std::vector<std::string> config_differences(const json& a, const json& b) {
   return out;
 }
 
-bool is_harmless_config_key(const std::string& key) { return key == "threads" || key == "out" || key == "name"; }
+bool is_harmless_config_key(const std::string& key) { return key == "threads" || key == "device" || key == "out" || key == "name"; }
 
 json config_value(const json& cfg, const std::string& key) {
   const json* j = &cfg;
