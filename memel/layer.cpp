@@ -584,7 +584,10 @@ Tensor memel_regularization(const Module& root) {
     if (!p.defined()) continue;
     total = total.defined() ? add(total, p) : p;
   }
-  return total.defined() ? total : Tensor::zeros({});
+  if (total.defined()) return total;
+  // No penalty: a zero where the model is (the loss it is added to is there).
+  const std::vector<Tensor> params = root.parameters();
+  return Tensor::zeros({}, DType::F32, params.empty() ? Device::cpu() : params.front().device());
 }
 
 void prepare_memel_layers_for_load(Module& root, const StateDict& sd) {

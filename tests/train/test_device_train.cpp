@@ -94,15 +94,16 @@ TEST_CASE("memel-train: a checkpoint written on sim resumes on cpu and the other
   const std::string cfg = write_config("device_resume.json", device_config());
   for (const std::string from : {"sim", "cpu"}) {
     const std::string to = from == "sim" ? "cpu" : "sim";
-    // The unbroken run: steps 1-16 on `from`, as the killed one, then on `to`... the
-    // reference is each device's own unbroken run; the moved run must match it as closely
-    // as the two devices match each other, and its first 16 steps exactly.
+    // The reference is the unbroken run on `from`. The moved run does steps 1-16 there
+    // (identical lines, bit for bit), is killed, and resumes from the step-16 checkpoint on
+    // `to`: its remaining steps match the unbroken run as closely as the devices match
+    // each other (sim's composed kernels round differently in the last bits).
     Result u = run("--config " + cfg + " --set device=" + from + " --quiet --out " + base + "/unbroken-" + from);
     REQUIRE_MESSAGE(u.code == 0, u.output);
     const std::string moved = base + "/" + from + "-to-" + to;
     Result k = run("--config " + cfg + " --set device=" + from + " --quiet --out " + moved, "MEMEL_FAULT_KILL_STEP=20");
     CHECK(k.code == 128 + 9);
-    Result r = run("--config " + cfg + " --set device=" + to + " --quiet --out " + moved + " --resume " + moved);
+    Result r = run("--config " + cfg + " --set device=" + to + " --out " + moved + " --resume " + moved);
     REQUIRE_MESSAGE(r.code == 0, r.output);
     CHECK(r.output.find("resumed from " + moved + "/checkpoints/step-00000016") != std::string::npos);
     // Steps before the checkpoint: the same lines bit for bit.
