@@ -30,7 +30,7 @@ Tensor Embedding::forward(const Tensor& ids) {
   Tensor y = embedding(weight_, ids);  // (..., dim)
   if (!padding_idx_ || !autograd::needs_grad({weight_})) return y;
   // Rows looked up at padding_idx take the (detached) padding row: same values, no gradient.
-  Tensor is_pad = unsqueeze(eq(ids, Tensor::scalar(static_cast<double>(*padding_idx_), ids.dtype())), -1);  // (..., 1)
+  Tensor is_pad = unsqueeze(eq(ids, Tensor::scalar(static_cast<double>(*padding_idx_), ids.dtype(), ids.device())), -1);  // (..., 1)
   Tensor pad_row = select(weight_.detach(), 0, *padding_idx_);                                             // (dim)
   return where(is_pad, pad_row, y);                                                                         // (..., dim)
 }

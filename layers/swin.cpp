@@ -351,7 +351,9 @@ Tensor SwinBlock::forward(const Tensor& x) {
   const int64_t sh = w < Hp ? o_.shift : 0, sw = w < Wp ? o_.shift : 0;
   const bool shifted = sh > 0 || sw > 0;
   Tensor win = swin_window_gather(h, w, sh, sw);  // (BW, N, C): shifted by (-sh, -sw), partitioned
-  Tensor mask = shifted ? mask_for(Hp, Wp, sh, sw, win.dtype()) : Tensor();
+  // The cached mask is built on the host; Tensor::to moves it where the windows are (no
+  // copy when it is there already).
+  Tensor mask = shifted ? mask_for(Hp, Wp, sh, sw, win.dtype()).to(win.device()) : Tensor();
   Tensor a = attn->forward_windows(win, mask);  // (BW, N, C)
   h = swin_window_scatter(a, w, sh, sw, Hp, Wp);  // (B, Hp, Wp, C), shifted back
   if (pad_b || pad_r) h = slice(slice(h, 1, 0, H), 2, 0, W);  // (B, H, W, C)
