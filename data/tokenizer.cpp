@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "data/unicode.h"
 
@@ -61,6 +63,47 @@ WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& vocab_path, 
   }
   MEMEL_CHECK(!vocab.empty(), "[tokenizer] vocabulary file '", vocab_path, "' is empty");
   return WordPieceTokenizer(std::move(vocab), std::move(options));
+}
+
+WordPieceTokenizer WordPieceTokenizer::from_pretrained(const std::string& dir, WordPieceOptions options) {
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  std::ifstream cf(cfg_path);
+  if (cf.good()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(cf);
+    } catch (const nlohmann::json::exception& e) {
+      MEMEL_FAIL("[tokenizer] ", cfg_path, ": not valid JSON (", e.what(), ")");
+    }
+    MEMEL_CHECK(j.is_object(), "[tokenizer] ", cfg_path, ": expected a JSON object");
+    auto get_bool = [&](const char* key, bool& dst) {
+      if (!j.contains(key) || j[key].is_null()) return;
+      MEMEL_CHECK(j[key].is_boolean(), "[tokenizer] ", cfg_path, ": \"", key, "\" must be true or false, got ",
+                  j[key].dump());
+      dst = j[key].get<bool>();
+    };
+    get_bool("do_lower_case", options.do_lower_case);
+    get_bool("tokenize_chinese_chars", options.tokenize_chinese_chars);
+    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
+      bool s = false;
+      get_bool("strip_accents", s);
+      options.strip_accents = s;
+    }
+    // Special tokens: a string, or an AddedToken object {"content": ...}.
+    auto get_token = [&](const char* key, std::string& dst) {
+      if (!j.contains(key) || j[key].is_null()) return;
+      const nlohmann::json& v = j[key];
+      if (v.is_string()) dst = v.get<std::string>();
+      else if (v.is_object() && v.contains("content") && v["content"].is_string()) dst = v["content"].get<std::string>();
+      else MEMEL_FAIL("[tokenizer] ", cfg_path, ": \"", key, "\" must be a token string, got ", v.dump());
+    };
+    get_token("unk_token", options.unk_token);
+    get_token("cls_token", options.cls_token);
+    get_token("sep_token", options.sep_token);
+    get_token("pad_token", options.pad_token);
+    get_token("mask_token", options.mask_token);
+  }
+  return from_file(dir + "/vocab.txt", std::move(options));
 }
 
 int64_t WordPieceTokenizer::find(const std::string& token) const {
@@ -276,8 +319,23 @@ Encoding WordPieceTokenizer::encode_ids(std::vector<int64_t> a, std::optional<st
     MEMEL_CHECK(truncate, "[tokenizer] encode: ", total, " tokens exceed max_len ", max_len,
                 " and truncation is off");
     size_t la = a.size(), lb = b ? b->size() : 0;
-    for (; total > max_len; --total) {
-      if (la > lb) --la; else --lb;  // longest first; the second text on ties
+    if (b && options_.pair_truncation == PairTruncation::Fast) {
+      // The tokenizers library's longest_first: whole lengths at once (header).
+      const size_t n = static_cast<size_t>(max_len - specials);
+      size_t s = std::min(la, lb), l = std::max(la, lb);
+      l = s > n ? s : std::max(s, n - s);
+      if (s + l > n) {
+        s = n / 2;
+        l = s + n % 2;
+      }
+      const bool a_longer = la > lb;  // a ties with b: a takes the "shorter" share
+      la = std::min(la, a_longer ? l : s);
+      lb = std::min(lb, a_longer ? s : l);
+      total = static_cast<int64_t>(la + lb) + specials;
+    } else {
+      for (; total > max_len; --total) {
+        if (la > lb) --la; else --lb;  // longest first; the second text on ties
+      }
     }
     a.resize(la);
     if (b) b->resize(lb);
@@ -302,6 +360,46 @@ Encoding WordPieceTokenizer::encode_ids(std::vector<int64_t> a, std::optional<st
     e.attention_mask.resize(n, 0);
   }
   return e;
+}
+
+BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t max_len,
+                                               bool truncate) const {
+  std::vector<Encoding> encs;
+  encs.reserve(texts.size());
+  for (const std::string& t : texts) encs.push_back(encode(t, std::nullopt, max_len, false, truncate));
+  return pad_batch(std::move(encs));
+}
+
+BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                               int64_t max_len, bool truncate) const {
+  std::vector<Encoding> encs;
+  encs.reserve(pairs.size());
+  for (const auto& [a, b] : pairs) encs.push_back(encode(a, b, max_len, false, truncate));
+  return pad_batch(std::move(encs));
+}
+
+BatchEncoding WordPieceTokenizer::pad_batch(std::vector<Encoding> encs) const {
+  MEMEL_CHECK(!encs.empty(), "[tokenizer] encode_batch: the batch is empty");
+  size_t T = 0;
+  for (const Encoding& e : encs) T = std::max(T, e.length());
+  const size_t B = encs.size();
+  std::vector<int64_t> ids(B * T, pad_id()), mask(B * T, 0), types(B * T, 0);
+  for (size_t i = 0; i < B; ++i) {
+    const Encoding& e = encs[i];
+    MEMEL_CHECK(e.token_type_ids.size() == e.length() && e.attention_mask.size() == e.length(),
+                "[tokenizer] pad_batch: encoding ", i, " has ", e.length(), " ids but ", e.token_type_ids.size(),
+                " token types and ", e.attention_mask.size(), " mask entries");
+    std::copy(e.input_ids.begin(), e.input_ids.end(), ids.begin() + static_cast<std::ptrdiff_t>(i * T));
+    std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask.begin() + static_cast<std::ptrdiff_t>(i * T));
+    std::copy(e.token_type_ids.begin(), e.token_type_ids.end(), types.begin() + static_cast<std::ptrdiff_t>(i * T));
+  }
+  BatchEncoding out;
+  const Shape shape{static_cast<int64_t>(B), static_cast<int64_t>(T)};
+  out.input_ids = Tensor::from_vector(ids, shape);
+  out.attention_mask = Tensor::from_vector(mask, shape);
+  out.token_type_ids = Tensor::from_vector(types, shape);
+  out.encodings = std::move(encs);
+  return out;
 }
 
 // --- decoding ------------------------------------------------------------------------

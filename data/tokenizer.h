@@ -19,7 +19,22 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tensor/tensor.h"
+
 namespace memel {
+
+// How encode() shortens a pair [CLS] a [SEP] b [SEP] that exceeds max_len (budget
+// n = max_len - 3 tokens for a and b). Both Hugging Face implementations call it
+// "longest_first" but they differ when both texts are long:
+//   Slow: BertTokenizer (Python): one token at a time from the end of the longer text,
+//         from b on ties.
+//   Fast: BertTokenizerFast (the tokenizers library; what sentence-transformers uses):
+//         with s <= l the two lengths, the shorter keeps s and the longer gets n - s when
+//         s <= n / 2; otherwise both get n / 2, and the longer text (b on ties) the
+//         extra token of an odd n.
+// E.g. n = 9 and both texts 10 tokens: Slow keeps a 5, b 4; Fast a 4, b 5. A single
+// text is cut to max_len - 2 either way.
+enum class PairTruncation { Slow, Fast };
 
 struct WordPieceOptions {
   bool do_lower_case = true;
@@ -32,6 +47,7 @@ struct WordPieceOptions {
   // Tokens never split or lower-cased; found anywhere in the text. Empty: the five
   // special tokens above.
   std::vector<std::string> never_split;
+  PairTruncation pair_truncation = PairTruncation::Slow;  // see above
 };
 
 // One encoded example: [CLS] a [SEP] (b [SEP]) then padding.
@@ -42,12 +58,27 @@ struct Encoding {
   size_t length() const { return input_ids.size(); }
 };
 
+// A batch padded to its longest sequence: three (B, T) int64 tensors, ready for
+// BertModel::forward(input_ids, attention_mask, token_type_ids).
+struct BatchEncoding {
+  Tensor input_ids;       // [PAD] after each sequence's end
+  Tensor attention_mask;  // 1 on tokens, 0 on padding
+  Tensor token_type_ids;  // 0 for the first text, 1 for the second, 0 on padding
+  std::vector<Encoding> encodings;  // per example, unpadded
+  int64_t batch_size() const { return static_cast<int64_t>(encodings.size()); }
+  int64_t seq_len() const { return input_ids.defined() ? input_ids.size(1) : 0; }
+};
+
 class WordPieceTokenizer {
  public:
   // Token i of `vocab` gets id i (a repeated token keeps its last id, as the reference).
   WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions options = {});
   // Reads a vocab.txt (one token per line, UTF-8).
   static WordPieceTokenizer from_file(const std::string& vocab_path, WordPieceOptions options = {});
+  // A Hugging Face model directory: dir/vocab.txt, with the options of
+  // dir/tokenizer_config.json when present (do_lower_case, strip_accents,
+  // tokenize_chinese_chars, unk/cls/sep/pad/mask_token); without it, `options`.
+  static WordPieceTokenizer from_pretrained(const std::string& dir, WordPieceOptions options = {});
 
   // Text -> word pieces (special tokens included as they appear in the text).
   std::vector<std::string> tokenize(const std::string& text) const;
@@ -59,14 +90,26 @@ class WordPieceTokenizer {
   std::vector<int64_t> text_to_ids(const std::string& text) const { return tokens_to_ids(tokenize(text)); }
 
   // Encodes one text or a pair. When the result would exceed max_len and `truncate`,
-  // tokens are removed from the end of the longer side first (b on ties), as the
-  // reference's "longest_first"; without `truncate` an over-long input throws.
+  // tokens are removed as options().pair_truncation says (default: the slow tokenizer's
+  // "longest_first", from the end of the longer side first, b on ties); without
+  // `truncate` an over-long input throws.
   // pad_to_max pads with [PAD] up to max_len.
   Encoding encode(const std::string& text_a, const std::optional<std::string>& text_b = std::nullopt,
                   int64_t max_len = 512, bool pad_to_max = false, bool truncate = true) const;
   // Same from ids (without special tokens).
   Encoding encode_ids(std::vector<int64_t> ids_a, std::optional<std::vector<int64_t>> ids_b, int64_t max_len,
                       bool pad_to_max = false, bool truncate = true) const;
+
+  // Encodes a batch of texts (or of pairs), each as encode() with max_len and truncate,
+  // padded with [PAD] to the longest sequence of the batch, as Hugging Face's
+  // tokenizer(texts, padding=True, truncation=True, max_length=max_len). An empty batch
+  // is an error.
+  BatchEncoding encode_batch(const std::vector<std::string>& texts, int64_t max_len = 512,
+                             bool truncate = true) const;
+  BatchEncoding encode_batch(const std::vector<std::pair<std::string, std::string>>& pairs, int64_t max_len = 512,
+                             bool truncate = true) const;
+  // Pads ready encodings (any lengths) to the longest one.
+  BatchEncoding pad_batch(std::vector<Encoding> encodings) const;
 
   // Ids -> text: pieces joined by spaces with " ##" removed. clean_up_spaces also removes
   // the space before . , ! ? and in contractions ("do n't" -> "don't"), as the reference.

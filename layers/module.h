@@ -92,6 +92,9 @@ class Module {
   LoadReport load_state_dict(const StateDict& sd, bool strict = true);
 
   const std::string& type_name() const { return type_name_; }
+  // Module paths where the paper places memel layers in this model: what attach_memel's
+  // "paper" expands to when the caller passes no targets. Empty: no published placement.
+  virtual std::vector<std::string> paper_memel_targets() const { return {}; }
   virtual std::string extra_repr() const { return ""; }
   std::string repr(int indent = 0) const;  // tree view with shapes
 

@@ -607,13 +607,16 @@ std::vector<std::pair<std::string, std::shared_ptr<MemelLayer>>> memel_layers(co
   return r;
 }
 
-std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts, const std::vector<std::string>& paper) {
+std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
+                                      const std::vector<std::string>& paper_targets) {
+  // No targets passed: the model's own placement (Module::paper_memel_targets).
+  const std::vector<std::string> paper = paper_targets.empty() ? root.paper_memel_targets() : paper_targets;
   std::vector<std::string> targets;
   std::vector<bool> from_paper;  // per target: it came from the "paper" placement
   for (const std::string& t : opts.at) {
     if (t == "paper") {
-      MEMEL_CHECK(!paper.empty(), "[memel] \"at\": \"paper\" but this model has no published placement; list module "
-                  "names instead");
+      MEMEL_CHECK(!paper.empty(), "[memel] \"at\": \"paper\" but this model (", root.type_name(),
+                  ") has no published placement; list module names instead");
       targets.insert(targets.end(), paper.begin(), paper.end());
       from_paper.insert(from_paper.end(), paper.size(), true);
     } else {

@@ -143,8 +143,10 @@ void prepare_memel_layers_for_load(Module& root, const StateDict& sd);
 // All memel layers in a model, with their full names ("encoder.layer.4.memel").
 std::vector<std::pair<std::string, std::shared_ptr<MemelLayer>>> memel_layers(const Module& root);
 
-// Attaches one memel layer per target (module path or "path:point"). A single "paper"
-// entry expands to `paper_targets`. Returns the created layers' names.
+// Attaches one memel layer per target (module path or "path:point"). A "paper" entry
+// expands to `paper_targets`, or when none are passed to root.paper_memel_targets() (the
+// placement the model publishes: BERT, Swin, the ConvGRU, the small models). Returns the
+// created layers' names.
 std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
                                       const std::vector<std::string>& paper_targets = {});
 

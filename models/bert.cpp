@@ -215,6 +215,14 @@ std::vector<std::string> paper_memel_targets(const BertConfig& cfg, const std::s
   return r;
 }
 
+std::vector<std::string> BertModel::paper_memel_targets() const { return memel::paper_memel_targets(cfg_, ""); }
+std::vector<std::string> BertForMaskedLM::paper_memel_targets() const {
+  return memel::paper_memel_targets(cfg_, "bert.");
+}
+std::vector<std::string> BertForSequenceClassification::paper_memel_targets() const {
+  return memel::paper_memel_targets(cfg_, "bert.");
+}
+
 // --- initialisation -------------------------------------------------------------------
 
 namespace {

@@ -100,6 +100,8 @@ class BertModel : public Module {
   BertModelOutput forward(const Tensor& input_ids, const Tensor& attention_mask = Tensor(),
                           const Tensor& token_type_ids = Tensor());
   const BertConfig& config() const { return cfg_; }
+  // The paper's placement for a bare encoder ("encoder.layer.i", see below).
+  std::vector<std::string> paper_memel_targets() const override;
   BertEmbeddings& embeddings() { return *embeddings_; }
   TransformerEncoder& encoder() { return *encoder_; }
   bool has_pooler() const { return pooler_ != nullptr; }
@@ -131,6 +133,7 @@ class BertForMaskedLM : public Module {
                                   const Tensor& labels);
   BertModel& bert() { return *bert_; }
   const BertConfig& config() const { return cfg_; }
+  std::vector<std::string> paper_memel_targets() const override;  // "bert.encoder.layer.i"
 
  private:
   Tensor head(const Tensor& hidden);  // (..., C) -> (..., vocab)
@@ -151,6 +154,7 @@ class BertForSequenceClassification : public Module {
                          const Tensor& token_type_ids = Tensor(), const Tensor& labels = Tensor());
   BertModel& bert() { return *bert_; }
   const BertConfig& config() const { return cfg_; }
+  std::vector<std::string> paper_memel_targets() const override;  // "bert.encoder.layer.i"
 
  private:
   BertConfig cfg_;

@@ -432,4 +432,6 @@ std::vector<std::string> paper_memel_targets(const EncoderForecaster& model) {
   return paper_memel_targets(model.config());
 }
 
+std::vector<std::string> EncoderForecaster::paper_memel_targets() const { return memel::paper_memel_targets(cfg_); }
+
 }  // namespace memel

@@ -102,6 +102,8 @@ class EncoderForecaster : public Module {
   Tensor forecast(const std::vector<Tensor>& states);
 
   const ConvGRUConfig& config() const { return cfg_; }
+  // The paper's placement (the free function paper_memel_targets(config()) below).
+  std::vector<std::string> paper_memel_targets() const override;
   std::string extra_repr() const override;
 
  private:

@@ -23,7 +23,7 @@ class MLP : public Module {
   explicit MLP(const MLPConfig& c);
   Tensor forward(const Tensor& x) override;  // (B, ...) -> (B, classes)
   // The middle hidden activation ("act2" for three hidden layers).
-  std::vector<std::string> paper_memel_targets() const;
+  std::vector<std::string> paper_memel_targets() const override;
   const MLPConfig& config() const { return cfg_; }
 
  private:
@@ -45,7 +45,7 @@ class CNN : public Module {
  public:
   explicit CNN(const CNNConfig& c);
   Tensor forward(const Tensor& x) override;  // (B, C, H, W) -> (B, classes)
-  std::vector<std::string> paper_memel_targets() const { return {"act3"}; }
+  std::vector<std::string> paper_memel_targets() const override { return {"act3"}; }
 
  private:
   CNNConfig cfg_;

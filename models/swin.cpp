@@ -94,7 +94,7 @@ SwinConfig SwinConfig::from_json(const nlohmann::json& j, const std::string& whe
   static const std::set<std::string> known = {
       "preset", "name", "img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depths", "num_heads",
       "window_size", "mlp_ratio", "qkv_bias", "patch_norm", "drop_rate", "attn_drop_rate", "drop_path_rate",
-      "layer_norm_eps", "window_clamp", "fused_attention", "seed", "type", "arch"};
+      "layer_norm_eps", "window_clamp", "strict_img_size", "fused_attention", "seed", "type", "arch"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const nlohmann::json& v = it.value();
@@ -107,6 +107,7 @@ SwinConfig SwinConfig::from_json(const nlohmann::json& j, const std::string& whe
     else if (k == "img_size") c.img_size = square_size(v, k, where);
     else if (k == "patch_size") c.patch_size = square_size(v, k, where);
     else if (k == "window_size") c.window_size = square_size(v, k, where);
+    else if (k == "strict_img_size") c.strict_img_size = get_as<bool>(v, k, where);
     else if (k == "in_chans") c.in_chans = get_as<int64_t>(v, k, where);
     else if (k == "num_classes") c.num_classes = get_as<int64_t>(v, k, where);
     else if (k == "embed_dim") c.embed_dim = get_as<int64_t>(v, k, where);
@@ -147,6 +148,7 @@ nlohmann::json SwinConfig::to_json() const {
           {"drop_path_rate", drop_path_rate},
           {"layer_norm_eps", layer_norm_eps},
           {"window_clamp", window_clamp},
+          {"strict_img_size", strict_img_size},
           {"fused_attention", fused_attention},
           {"seed", seed}};
 }
@@ -268,6 +270,17 @@ void SwinTransformer::set_fused_attention(bool on) {
 Tensor SwinTransformer::forward_tokens(const Tensor& images) {
   MEMEL_CHECK(images.dim() == 4 && images.size(1) == cfg_.in_chans, "[SwinTransformer] expected images (B, ",
               cfg_.in_chans, ", H, W), got ", shape_str(images.shape()));
+  if (cfg_.strict_img_size && (images.size(2) != cfg_.img_size || images.size(3) != cfg_.img_size)) {
+    std::string windows;
+    for (int64_t i = 0; i < cfg_.num_stages(); ++i)
+      windows += str_cat(i ? ", " : "", cfg_.stage_window(i), cfg_.block_shift(i, 1) ? " shifted" : "");
+    const int64_t h = images.size(2), w = images.size(3);
+    MEMEL_FAIL("[SwinTransformer] images of ", h, "x", w, ", but the model's windows were built for img_size ",
+               cfg_.img_size, "x", cfg_.img_size, " (stage windows: ", windows, "); resize the images to ",
+               cfg_.img_size, "x", cfg_.img_size,
+               h == w ? str_cat(" or build the model with img_size = ", h) : std::string(),
+               " (strict_img_size = false runs other sizes with these windows)");
+  }
   Tensor x = (*patch_embed)(images);  // (B, H/p, W/p, C)
   x = (*layers)(x);                   // (B, h, w, F)
   return (*norm)(x);
@@ -307,6 +320,8 @@ std::vector<std::string> paper_memel_targets(const SwinConfig& cfg) {
 std::vector<std::string> paper_memel_targets(const SwinTransformer& model) {
   return paper_memel_targets(model.config());
 }
+
+std::vector<std::string> SwinTransformer::paper_memel_targets() const { return memel::paper_memel_targets(cfg_); }
 
 // --- names -----------------------------------------------------------------------------
 

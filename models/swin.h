@@ -20,15 +20,19 @@
 // when the stage's feature map (img_size / patch / 2^i, odd sizes rounded up by patch
 // merging) is no larger than the window, the window shrinks to the map and there is no
 // shift (window_clamp = true, the default). With window_clamp = false the window stays
-// and small maps are zero-padded up to it, as torchvision 0.14 does. At run time any
-// image size works: maps that are not a multiple of the window are padded per block.
+// and small maps are zero-padded up to it, as torchvision 0.14 does. Images must be
+// img_size x img_size (strict_img_size = true, the default: another size would run with
+// windows and shifts chosen for img_size, e.g. a 224 model fed 448 images loses the last
+// stage's shift, so it is an error). With strict_img_size = false any size runs with
+// the windows as built, maps that are not a multiple of the window padded per block.
 //
 // JSON (every key optional; "preset" first fills the defaults from a named preset):
 //   {"preset": "swin-t", "img_size": 224, "patch_size": 4, "in_chans": 3,
 //    "num_classes": 1000, "embed_dim": 96, "depths": [2, 2, 6, 2],
 //    "num_heads": [3, 6, 12, 24], "window_size": 7, "mlp_ratio": 4.0, "qkv_bias": true,
 //    "patch_norm": true, "drop_rate": 0.0, "attn_drop_rate": 0.0, "drop_path_rate": 0.2,
-//    "layer_norm_eps": 1e-5, "window_clamp": true, "fused_attention": true, "seed": 0}
+//    "layer_norm_eps": 1e-5, "window_clamp": true, "strict_img_size": true,
+//    "fused_attention": true, "seed": 0}
 // img_size, patch_size and window_size also take [n, n] (square only).
 #include <cstdint>
 #include <iostream>
@@ -56,6 +60,7 @@ struct SwinConfig {
   double drop_rate = 0.0, attn_drop_rate = 0.0, drop_path_rate = 0.2;
   double layer_norm_eps = 1e-5;
   bool window_clamp = true;      // authors / timm; false = torchvision 0.14's padding
+  bool strict_img_size = true;   // refuse images other than img_size x img_size
   bool fused_attention = true;   // fused CPU attention kernel (false: op-by-op path)
   uint64_t seed = 0;             // stream for stochastic depth and dropout
 
@@ -97,6 +102,8 @@ class SwinTransformer : public Module {
   Tensor forward_features(const Tensor& images);
 
   const SwinConfig& config() const { return cfg_; }
+  // The paper's placement (the free function paper_memel_targets(config()) below).
+  std::vector<std::string> paper_memel_targets() const override;
   // The stream used by stochastic depth and dropout (save its state to resume exactly).
   Generator& generator() { return gen_; }
   // Switches every block between the fused attention kernel and the op-by-op path.

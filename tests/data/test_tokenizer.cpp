@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -167,4 +168,98 @@ TEST_CASE("tokenizer: ids match the reference BertTokenizer on every committed c
   }
   MESSAGE(np, " encodings (pairs, truncation, padding): ", ok_pairs, " match");
   CHECK(ok_pairs == np);
+}
+
+TEST_CASE("tokenizer: pair truncation, slow (BertTokenizer) and fast (BertTokenizerFast) longest_first") {
+  // (len a, len b, max_len) -> kept lengths. The fast column was checked once against
+  // transformers 4.30's BertTokenizerFast (tokenizers 0.13) with truncation="longest_first".
+  struct Case {
+    size_t la, lb;
+    int64_t max_len;
+    size_t slow_a, slow_b, fast_a, fast_b;
+  };
+  const Case cases[] = {
+      {10, 10, 12, 5, 4, 4, 5},  // both long, n = 9 odd: the extra token goes to a (slow) / b (fast)
+      {6, 7, 12, 5, 4, 4, 5},    // b longer by one
+      {7, 6, 12, 5, 4, 5, 4},    // a longer by one: both agree
+      {5, 5, 8, 3, 2, 2, 3},     //
+      {7, 6, 11, 4, 4, 4, 4},    // n = 8 even
+      {8, 3, 9, 3, 3, 3, 3},     // only the longer is cut
+      {3, 12, 11, 3, 5, 3, 5},   //
+      {9, 2, 8, 3, 2, 3, 2},     //
+      {2, 3, 12, 2, 3, 2, 3},    // fits: nothing cut
+  };
+  WordPieceOptions fast_opts;
+  fast_opts.pair_truncation = PairTruncation::Fast;
+  const WordPieceTokenizer fast = WordPieceTokenizer::from_file(text_dir() + "/vocab-uncased.txt", fast_opts);
+  const auto& slow = uncased();
+  for (const Case& c : cases) {
+    CAPTURE(c.la);
+    CAPTURE(c.lb);
+    CAPTURE(c.max_len);
+    std::vector<int64_t> a(c.la), b(c.lb);
+    for (size_t i = 0; i < c.la; ++i) a[i] = 1000 + static_cast<int64_t>(i);
+    for (size_t i = 0; i < c.lb; ++i) b[i] = 2000 + static_cast<int64_t>(i);
+    auto kept = [&](const Encoding& e) {
+      size_t ka = 0, kb = 0;
+      for (size_t i = 0; i < e.length(); ++i) {
+        if (e.input_ids[i] >= 2000) {
+          CHECK(e.input_ids[i] == 2000 + static_cast<int64_t>(kb));  // a prefix of b
+          ++kb;
+        } else if (e.input_ids[i] >= 1000) {
+          CHECK(e.input_ids[i] == 1000 + static_cast<int64_t>(ka));
+          ++ka;
+        }
+      }
+      return std::make_pair(ka, kb);
+    };
+    const Encoding es = slow.encode_ids(a, b, c.max_len), ef = fast.encode_ids(a, b, c.max_len);
+    CHECK(kept(es) == std::make_pair(c.slow_a, c.slow_b));
+    CHECK(kept(ef) == std::make_pair(c.fast_a, c.fast_b));
+    CHECK(static_cast<int64_t>(ef.length()) <= c.max_len);
+    CHECK(ef.token_type_ids.size() == ef.length());
+    // A single text is cut the same way by both.
+    CHECK(slow.encode_ids(a, std::nullopt, 6).input_ids == fast.encode_ids(a, std::nullopt, 6).input_ids);
+  }
+}
+
+TEST_CASE("tokenizer: encode_batch pads to the longest sequence with the attention mask") {
+  const auto& t = uncased();
+  BatchEncoding b = t.encode_batch({"hello world", "good", "the quick brown fox"});
+  REQUIRE(b.batch_size() == 3);
+  CHECK(b.seq_len() == 6);  // [CLS] the quick brown fox [SEP]
+  CHECK(b.input_ids.shape() == Shape({3, 6}));
+  CHECK(b.input_ids.dtype() == DType::I64);
+  const auto ids = b.input_ids.to_vector_as<int64_t>();
+  const auto mask = b.attention_mask.to_vector_as<int64_t>();
+  const int64_t good = t.token_to_id("good");
+  CHECK(std::vector<int64_t>(ids.begin() + 6, ids.begin() + 12) == std::vector<int64_t>{101, good, 102, 0, 0, 0});
+  CHECK(mask == std::vector<int64_t>{1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1});
+  CHECK(b.token_type_ids.to_vector_as<int64_t>() == std::vector<int64_t>(18, 0));
+  CHECK(b.encodings[1].length() == 3);
+  // max_len truncates before padding; pairs get token types 1 on the second text.
+  BatchEncoding p = t.encode_batch(std::vector<std::pair<std::string, std::string>>{{"hello", "world"}, {"a b c d", "e"}}, 6);
+  CHECK(p.seq_len() == 6);
+  CHECK(p.token_type_ids.to_vector_as<int64_t>() == std::vector<int64_t>{0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1});
+  CHECK(p.attention_mask.to_vector_as<int64_t>() == std::vector<int64_t>{1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1});
+  CHECK_THROWS_WITH_AS(t.encode_batch(std::vector<std::string>{}), doctest::Contains("the batch is empty"), Error);
+}
+
+TEST_CASE("tokenizer: from_pretrained reads tokenizer_config.json") {
+  const std::string dir = std::string(MEMEL_BINARY_DIR) + "/tokenizer_pretrained";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(text_dir() + "/vocab-uncased.txt", dir + "/vocab.txt",
+                             std::filesystem::copy_options::overwrite_existing);
+  // No config: the options passed (uncased by default).
+  std::filesystem::remove(dir + "/tokenizer_config.json");
+  CHECK(WordPieceTokenizer::from_pretrained(dir).tokenize("Héllo") == std::vector<std::string>{"hello"});
+  std::ofstream(dir + "/tokenizer_config.json")
+      << R"({"do_lower_case": false, "strip_accents": null, "unk_token": {"content": "[UNK]"}, "model_max_length": 512})";
+  WordPieceTokenizer cased_t = WordPieceTokenizer::from_pretrained(dir);
+  CHECK_FALSE(cased_t.options().do_lower_case);
+  CHECK_FALSE(cased_t.options().strip_accents.has_value());
+  CHECK(cased_t.tokenize("Hello") != std::vector<std::string>{"hello"});
+  std::ofstream(dir + "/tokenizer_config.json") << R"({"do_lower_case": "yes"})";
+  CHECK_THROWS_WITH_AS(WordPieceTokenizer::from_pretrained(dir), doctest::Contains("\"do_lower_case\" must be true or false"),
+                       Error);
 }

@@ -168,7 +168,25 @@ TEST_CASE("swin: forward shapes, odd input sizes, names") {
   SwinTransformer model(tiny_config());
   Generator g(2);
   CHECK(model(Tensor::randn({2, 3, 16, 16}, DType::F32, &g)).shape() == Shape({2, 5}));
-  CHECK(model(Tensor::randn({1, 3, 22, 18}, DType::F32, &g)).shape() == Shape({1, 5}));  // 11x9 map: padded
+  // Another size than the windows were built for is refused, naming both sizes.
+  CHECK_THROWS_WITH_AS(model(Tensor::randn({1, 3, 32, 32}, DType::F32, &g)),
+                       doctest::Contains("images of 32x32, but the model's windows were built for img_size 16x16 "
+                                         "(stage windows: 4 shifted, 4); resize the images to 16x16 or build the "
+                                         "model with img_size = 32"),
+                       Error);
+  CHECK_THROWS_WITH_AS(model(Tensor::randn({1, 3, 22, 18}, DType::F32, &g)), doctest::Contains("images of 22x18"),
+                       Error);
+  {
+    // strict_img_size = false: any size runs with the windows as built.
+    SwinConfig c = tiny_config();
+    c.strict_img_size = false;
+    CHECK(SwinConfig::from_json(c.to_json()).strict_img_size == false);
+    CHECK(SwinConfig::from_json({{"strict_img_size", false}}).strict_img_size == false);
+    CHECK(SwinConfig{}.strict_img_size);
+    manual_seed(0);
+    SwinTransformer loose(c);
+    CHECK(loose(Tensor::randn({1, 3, 22, 18}, DType::F32, &g)).shape() == Shape({1, 5}));  // 11x9 map: padded
+  }
   CHECK(model.forward_tokens(Tensor::randn({1, 3, 16, 16}, DType::F32, &g)).shape() == Shape({1, 4, 4, 24}));
   CHECK_THROWS_WITH_AS(model(Tensor::randn({1, 1, 16, 16}, DType::F32, &g)), doctest::Contains("expected images"),
                        Error);
