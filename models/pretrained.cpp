@@ -17,10 +17,7 @@ std::shared_ptr<BertModel> load_pretrained_bert_model(const std::string& dir, co
   const BertConfig cfg = BertConfig::from_file(dir + "/config.json");
   auto model = std::make_shared<BertModel>(cfg, o.add_pooling_layer);
   const BertLoadReport rep = load_bert_pretrained(*model, dir);
-  if (o.log) {
-    const std::string s = rep.str("BertModel", dir);
-    if (!s.empty()) *o.log << s;
-  }
+  if (o.log && (!rep.unused.empty() || !rep.newly_initialized.empty())) *o.log << rep.str("BertModel", dir);
   model->eval();
   return model;
 }

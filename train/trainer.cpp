@@ -36,6 +36,7 @@
 #include "train/run_dir.h"
 #include "train/step.h"
 #include "train/task.h"
+#include "train/tensorboard.h"
 #include "tensor/tensor_io.h"
 
 namespace fs = std::filesystem;
@@ -372,6 +373,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
                 std::strerror(errno), "; disk full?)");
   };
 
+  // TensorBoard events beside metrics.jsonl (a new events file per segment).
+  TensorBoardWriter tb(run_dir);
   double best = resumed.best;
   json memel_mean_ms = resumed.memel_mean_ms;
   auto wall_s = [&] { return resumed.wall_s + ms_since(t_start) / 1000.0; };
@@ -403,6 +406,9 @@ json run_training(const json& cfg, const RunOptions& ro) {
     json line = {{"step", s}, {"split", "eval"}};
     for (auto& kv : m.items()) line[kv.key()] = kv.value();
     emit(line);
+    for (auto& kv : m.items())
+      if (kv.value().is_number()) tb.scalar("eval/" + kv.key(), s, kv.value().get<double>());
+    tb.flush();
     last_eval = m;
     last_eval_step = s;
     const double v = m.at(task->primary_metric()).get<double>();
@@ -454,6 +460,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
     fault_point("step", step);
     if (step % log_every == 0 || step == total_steps) {
       emit({{"step", step}, {"split", "train"}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}});
+      tb.scalar("train/loss", step, r.loss);
+      tb.scalar("train/lr", step, lr);
       const double sec = std::chrono::duration<double>(Clock::now() - t_window).count();
       rate = items / std::max(sec, 1e-9);
       emit({{"step", step}, {"split", "perf"}, {"items_per_s", rate},
@@ -467,8 +475,12 @@ json run_training(const json& cfg, const RunOptions& ro) {
     if (step % eval_every == 0 || step == total_steps) run_eval(step);
     if (ms.enabled && step == total_steps) {
       json m = json::object();
-      for (auto& l : collect_memel_dump(*model, step).layers) m[l.name] = l.mean_ms;
+      for (auto& l : collect_memel_dump(*model, step).layers) {
+        m[l.name] = l.mean_ms;
+        tb.scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
+      }
       memel_mean_ms = m;
+      tb.flush();
     }
     if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps))
       write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);

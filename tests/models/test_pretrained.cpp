@@ -103,7 +103,7 @@ TEST_CASE("load_pretrained_bert_model: a save_pretrained directory, eval mode, s
   o.log = &log;
   auto m = load_pretrained_bert_model(dir, o);
   CHECK_FALSE(m->is_training());
-  CHECK(log.str().empty());
+  CHECK_MESSAGE(log.str().empty(), log.str());
   CHECK(m->config().hidden_size == 16);
   Tensor ids = Tensor::from_vector(std::vector<int64_t>{2, 5, 7, 9, 3, 0}, {2, 3});
   Tensor mask = Tensor::from_vector(std::vector<int64_t>{1, 1, 1, 1, 1, 0}, {2, 3});
@@ -224,7 +224,7 @@ TEST_CASE("attach_memel \"paper\" needs no targets for models with a published p
     CHECK(attach_memel(mlm, mo) == std::vector<std::string>{"bert.encoder.layer.1.memel"});
   }
   {
-    EncoderForecaster ef(ConvGRUConfig{});
+    EncoderForecaster ef(ConvGRUConfig::preset("convgru-mmnist"));
     CHECK(attach_memel(ef, mo).size() == paper_memel_targets(ef.config()).size());
     MLP mlp(MLPConfig{});
     CHECK(attach_memel(mlp, mo) == std::vector<std::string>{"act2.memel"});
