@@ -23,10 +23,14 @@ Run with Debian's /usr/bin/python3 and python3-torch:
     /usr/bin/python3 scripts/record_authors_trace.py tests/memel/authors_trace.safetensors
 """
 import json
-import struct
 import sys
 
+import os
+
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from st_io import write_safetensors  # noqa: E402  (the project's one safetensors writer)
 
 
 class AuthorsLayer:
@@ -69,21 +73,6 @@ class AuthorsLayer:
         s = sel.to(h.dtype)
         keep = self.mean + self.ratio * h.detach()
         return (1 - s * (1 + self.ratio)) * h + keep * s
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    names = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def main():

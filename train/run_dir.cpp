@@ -124,6 +124,12 @@ std::vector<std::string> config_differences(const json& a, const json& b) {
 
 bool is_harmless_config_key(const std::string& key) { return key == "threads" || key == "device" || key == "out" || key == "name"; }
 
+std::vector<std::string> result_changing_differences(const json& a, const json& b) {
+  std::vector<std::string> out = config_differences(a, b);
+  out.erase(std::remove_if(out.begin(), out.end(), is_harmless_config_key), out.end());
+  return out;
+}
+
 json config_value(const json& cfg, const std::string& key) {
   const json* j = &cfg;
   std::stringstream ss(key);

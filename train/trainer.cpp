@@ -191,12 +191,10 @@ fs::path source_run_of(const std::string& resume) {
 // those that cannot change results; those not named in `allowed` refuse the resume.
 std::vector<std::string> checked_config_changes(const json& recorded, const json& cfg, const std::vector<std::string>& allowed,
                                                 const std::string& run_dir) {
-  std::vector<std::string> changed, refused;
-  for (const std::string& k : config_differences(recorded, cfg)) {
-    if (is_harmless_config_key(k)) continue;
-    changed.push_back(k);
+  const std::vector<std::string> changed = result_changing_differences(recorded, cfg);
+  std::vector<std::string> refused;
+  for (const std::string& k : changed)
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) refused.push_back(k);
-  }
   if (!refused.empty()) {
     std::ostringstream os;
     os << "[memel-train] --resume " << run_dir << ": the config differs from the run's in " << refused.size()
@@ -276,8 +274,12 @@ json run_training(const json& cfg, const RunOptions& ro) {
 
   auto opt = make_optimizer(cfg.at("optimizer"), *model);
   LRSchedule sched(make_schedule(cfg.at("schedule"), get_num(cfg.at("optimizer"), "lr", "optimizer"), total_steps));
+  double items = 0, wait_ms = 0, window_ms = 0, rate = 0;  // throughput of the current log window
   auto micro_loss = [&](int64_t) {
+    const auto t_data = Clock::now();
     Example b = loader.next_batch();
+    wait_ms += ms_since(t_data);
+    items += double(task->batch_items(b));
     task->before_forward(b);
     Tensor loss = task->loss(b);
     return ms.enabled ? add(loss, memel_regularization(*model)) : loss;
@@ -426,7 +428,6 @@ json run_training(const json& cfg, const RunOptions& ro) {
   };
 
   model->train();
-  double items = 0, wait_ms = 0, window_ms = 0, rate = 0;
   auto t_window = Clock::now();
   const auto last_ckpt = [&] { return checkpoints.last().empty() ? std::string("none") : checkpoints.last(); };
   while (step < total_steps) {
@@ -440,15 +441,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
     const double lr = opt->lr(0);
     StepResult r;
     try {
-      r = train_step(model->parameters(), *opt, so, [&](int64_t micro) {
-        const auto t_data = Clock::now();
-        Example b = loader.next_batch();
-        wait_ms += ms_since(t_data);
-        items += double(task->batch_items(b));
-        task->before_forward(b);
-        Tensor loss = task->loss(b);
-        return ms.enabled ? add(loss, memel_regularization(*model)) : loss;
-      });
+      r = train_step(model->parameters(), *opt, so, micro_loss);
     } catch (const NonFiniteLoss& e) {
       throw NonFiniteLoss(std::string(e.what()) + " at step " + std::to_string(step + 1) +
                           " (a NaN or inf in the batch or the model, or a diverging run); last good checkpoint: " + last_ckpt());
@@ -644,9 +637,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
       // A variant stopped part-way continues from its checkpoint; one that ran another
       // config starts afresh (its checkpoints are cleared, not mixed with this run's).
       const json recorded = recorded_config(p.dir);
-      bool same = true;
-      for (const std::string& k : config_differences(recorded, p.cfg)) same = same && is_harmless_config_key(k);
-      if (!same) {
+      if (!result_changing_differences(recorded, p.cfg).empty()) {
         how = " (held a run of another config: started afresh)";
       } else if (!Checkpointer(p.dir, 0).candidates().empty()) {
         r.resume = p.dir;

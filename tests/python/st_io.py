@@ -32,8 +32,8 @@ def read_safetensors(path):
     return read_safetensors_meta(path)[0]
 
 
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
+def write_safetensors(path, tensors, metadata=None):
+    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous()
         raw = t.numpy().tobytes()
