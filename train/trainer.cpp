@@ -466,17 +466,19 @@ json run_training(const json& cfg, const RunOptions& ro) {
     progress.update(step, r.loss, lr, rate, double(total_steps - step) * this_step_ms / 1000.0 + double(evals_left) * eval_s,
                     log_every);
     if (step % eval_every == 0 || step == total_steps) run_eval(step);
-    if (ms.enabled && step == total_steps) {
+    if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps)) {
+      // Each dump's window also goes to TensorBoard: the mean MS as a scalar, the MS
+      // histogram as a histogram (before write_memel_dump resets the window).
       json m = json::object();
       for (auto& l : collect_memel_dump(*model, step).layers) {
         m[l.name] = l.mean_ms;
         tb.scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
+        tb.histogram("memel/" + l.name + "/ms", step, ms_hist_bounds(l.hist_edges), l.ms_hist.to_vector());
       }
-      memel_mean_ms = m;
+      if (step == total_steps) memel_mean_ms = m;
       tb.flush();
-    }
-    if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps))
       write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);
+    }
     if (step % ckpt_every == 0 || step == total_steps) save_checkpoint(step);
   }
   // A run resumed past its (lowered) train.steps, or one whose last evaluation is older
