@@ -341,10 +341,10 @@ json run_training(const json& cfg, const RunOptions& ro) {
   fs::create_directories(rd / "stats");
   fs::remove(rd / "summary.json");  // a finished run's summary, which this run replaces
   if (recorded.is_null() || source_run_of(ro.resume) != rd) {
-    write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
+    write_file_atomic((rd / "config.resolved.json").string(), with_memel_expanded(cfg).dump(2) + "\n");
     fs::remove(rd / "config.history.jsonl");
   } else if (!changed.empty()) {
-    record_config_change(run_dir, step, recorded, cfg, changed);
+    record_config_change(run_dir, step, with_memel_expanded(recorded), with_memel_expanded(cfg), changed);
     progress.line("[memel-train] config changed at step " + std::to_string(step) + " (recorded in config.history.jsonl)");
   }
   // Metric lines up to the checkpoint are kept; later ones belong to the lost segment.
@@ -546,7 +546,7 @@ json finished_run_summary(const fs::path& run_dir, const json& cfg) {
   std::ifstream sf(run_dir / "summary.json"), cf(run_dir / "config.resolved.json");
   if (!sf || !cf) return nullptr;
   const json sum = json::parse(sf, nullptr, false), used = json::parse(cf, nullptr, false);
-  if (sum.is_discarded() || used.is_discarded() || used != cfg || !sum.is_object() || !sum.contains("final"))
+  if (sum.is_discarded() || used.is_discarded() || used != with_memel_expanded(cfg) || !sum.is_object() || !sum.contains("final"))
     return nullptr;
   return sum;
 }

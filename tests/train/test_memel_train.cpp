@@ -93,6 +93,16 @@ TEST_CASE("memel-train: killed and resumed gives the unbroken run's metrics and 
   CHECK(read_file(base + "/unbroken/stats/step-00000048.safetensors") ==
         read_file(base + "/killed/stats/step-00000048.safetensors"));
 
+  // config.resolved.json records the memel section as the layers got it: the preset
+  // expanded to every option (the config only says at, mode, warmup and dump_every).
+  std::ifstream rf(base + "/unbroken/config.resolved.json");
+  const nlohmann::json resolved = nlohmann::json::parse(rf);
+  CHECK(resolved["memel"]["preset"] == "paper");
+  CHECK(resolved["memel"]["forget_batches"] == 10);
+  CHECK(resolved["memel"]["eps"] == 0.01);
+  CHECK(resolved["memel"]["warmup"] == 2);
+  CHECK(resolved["memel"]["dump_every"] == 16);
+
   // TensorBoard events beside metrics.jsonl: the scalars, and at every dump the layer's mean
   // MS and MS histogram, equal to the dump written at the same step.
   std::vector<std::string> events;
