@@ -37,6 +37,7 @@
 #include "train/step.h"
 #include "train/task.h"
 #include "train/tensorboard.h"
+#include "tensor/backend.h"
 #include "tensor/tensor_io.h"
 
 namespace fs = std::filesystem;
@@ -335,6 +336,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
 
   // --- from here on the run's files are written ---------------------------------------
+  progress.line("[memel-train] device " + device.str() + ": " + backend_for(device).describe() + ", " +
+                std::to_string(num_threads()) + " thread(s)");
   checkpoints.tidy();
   if (!resuming) checkpoints.clear();  // a fresh start in a reused directory (--compare)
   fs::create_directories(rd / "checkpoints");
