@@ -284,9 +284,19 @@ step "deps (bundle, no registry)" bash -c "rm -rf $deps && mkdir -p $deps && tar
 export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 gen=()
 command -v ninja > /dev/null 2>&1 && gen=(-G Ninja)
+# cuDNN: the toolkit's, else the one in PyTorch's environment (pip's nvidia/cudnn).
+cudnn=()
+if [ ! -f /usr/local/cuda/include/cudnn.h ]; then
+  cudnn_root=$(python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null || true)
+  if [ -n "$cudnn_root" ] && [ -f "$cudnn_root/include/cudnn.h" ]; then
+    cudnn=(-DCUDNN_ROOT="$cudnn_root")
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$cudnn_root/lib"
+  fi
+fi
+echo "cuDNN: ${cudnn[*]:-toolkit or none}" >> "$log"
 built=0
 if step "configure (CUDA sm_90)" cmake "${gen[@]}" -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMEMEL_CUDA=ON \
-     -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$deps/usr"; then
+     -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$deps/usr" "${cudnn[@]}"; then
   step "build" cmake --build build-gpu -j "$(nproc)" --target memel-train memel-bench test_cuda test_backends && built=1
 fi
 
