@@ -332,7 +332,7 @@ TEST_CASE("cuda multi-tensor launch: chunks cover every element once; Adam(W) an
     for (int v : s) CHECK(v == 1);
   CHECK(ch.front().tensor == 0);
   CHECK(ch.back().tensor == 4);
-  CHECK(error_of([] { make_chunks({3}, 0); }) == "[multi_tensor] chunk size must be positive, got 0");
+  CHECK(error_of([] { make_chunks({3}, 0); }).find("[multi_tensor] chunk size must be positive, got 0") == 0);
   size_t bytes = 0;
   CHECK(chunk_upload_layout<double>(3, 2, bytes) == 80);  // 3 x 24 bytes, aligned to 16
   CHECK(bytes == 96);
