@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""PyTorch references for the training workloads W1-W4 of memel-bench.
+"""PyTorch references for the training workloads W1-W5 of memel-bench.
 
-    /usr/bin/python3 bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru --threads T
-        [--device cpu|cuda] [--steps N] [--warmup W] [--seed S] [--blas-threads N|default]
+    /usr/bin/python3 bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru|bert-base --threads T
+        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--steps N] [--warmup W] [--seed S]
+        [--blas-threads N|default]
 
 Same models and shapes as `memel-bench --workload NAME` (../shared/design/benchmarks.md),
 the same timed step (zero_grad, forward, loss, backward, optimizer step; median of the
 timed steps after warm-up), and the same JSON line:
   {"workload", "device", "threads", "memel": "none", "step_ms", "items_per_s", "gflops",
    "peak_mem_mb", "gflop_per_step", "params", "steps", "warmup", "seed", "loss", "torch",
-   "blas_threads"}
+   "blas_threads", "precision"}
+bench/gpu_compare.py imports this file for its models and timed step (time_steps).
 gflops is achieved GFLOP/s from the same analytic count as memel-bench (3x the forward
 FLOPs of the matrix products and convolutions; see tools/memel-bench.cpp). peak_mem_mb is
 the peak resident set size of the process (ru_maxrss) on the CPU, which includes the

@@ -20,7 +20,7 @@
 #                                    prints what the GPU run would do; runs nothing on a GPU
 #   scripts/gpu-check.sh             on the GPU machine (fails at once without a GPU)
 #
-# Environment: GPU_CHECK_BUDGET_S (default 450: the bench stops starting new runs when
+# Environment: GPU_CHECK_BUDGET_S (default 400: the bench stops starting new runs when
 # the whole check has used this much), GPU_CHECK_STEPS (main job steps, default 300),
 # GPU_CHECK_MEMCHECK_S (cap of the memcheck run, default 100).
 set -uo pipefail
@@ -197,7 +197,7 @@ dry_run() {
   local sizes
   sizes=$(travel_bytes)
   echo "[dry-run] would travel: $(human $(( ${sizes% *} + ${sizes#* } ))) of ${limit_mib} MiB"
-  echo "[dry-run] the GPU run would do, in this order (budget ${GPU_CHECK_BUDGET_S:-450} s):"
+  echo "[dry-run] the GPU run would do, in this order (budget ${GPU_CHECK_BUDGET_S:-400} s):"
   plan | sed 's/^/  /'
   echo "[dry-run] the benchmark plan:"
   python3 bench/gpu_compare.py --plan --workloads W1,W3,W4,W5 --precisions fp32,tf32,bf16 | sed 's/^/  /' || rc=1
@@ -255,7 +255,7 @@ log="$out_dir/gpu-check.log"
 table="$out_dir/gpu-check.table"
 : > "$log"
 : > "$table"
-budget="${GPU_CHECK_BUDGET_S:-450}"
+budget="${GPU_CHECK_BUDGET_S:-400}"
 steps="${GPU_CHECK_STEPS:-300}"
 memcheck_s="${GPU_CHECK_MEMCHECK_S:-100}"
 gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
