@@ -124,7 +124,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // How conv2d computes. Gemm: im2col and matrix products, for every convolution.
 // Winograd: fewer multiplications in a transformed domain (F(4x4, 3x3), F(2x2, 5x5)), for
 // groups 1, stride 1, dilation 1 and a square kernel the backend has an algorithm for;
-// results differ from Gemm by rounding only. Auto: Winograd where it applies and the
+// results differ from Gemm by rounding only. Auto: the backend's direct convolution where
+// it has one (cuDNN on CUDA; conv_transpose2d too), else Winograd where it applies and the
 // channels and the image are large enough for it to be faster, Gemm otherwise.
 enum class ConvAlgorithm : uint8_t { Auto, Gemm, Winograd };
 

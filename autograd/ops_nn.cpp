@@ -185,6 +185,63 @@ bool use_winograd(const Tensor& x, int64_t C, int64_t Co, int64_t kh, int64_t kw
   return applies && C >= 16 && Co >= 16 && OH * OW >= 64;
 }
 
+// The backend's direct convolution (Backend::conv_forward) for these options, if it has
+// one and fallbacks are not forced.
+bool use_direct(const Tensor& x, const Conv2dOptions& o, ConvGeometry& g) {
+  if (o.algorithm != ConvAlgorithm::Auto || fallbacks_forced()) return false;
+  g = {o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h, o.dil_w, o.groups};
+  return backend_for(x).conv_supported(x, g);
+}
+
+// conv2d through the backend's direct convolution: y = conv(x, w) + bias.
+Tensor direct_conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const ConvGeometry& g,
+                     const Shape& yshape) {
+  Tensor x = cont(x_in), w = cont(w_in);
+  Tensor y = Tensor::empty(yshape, x.dtype(), x.device());
+  backend_for(x).conv_forward(x, w, g, y);
+  if (bias.defined()) add_channel_bias(y, cont(bias));
+  const bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  return autograd::record("conv2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
+    Tensor gy = cont(gl[0]);
+    Tensor gxt, gwt, gbt;
+    if (gx) {
+      gxt = empty_like(x);
+      backend_for(gy).conv_backward_data(gy, w, g, gxt);
+    }
+    if (gw) {
+      gwt = empty_like(w);
+      backend_for(gy).conv_backward_filter(x, gy, g, gwt);
+    }
+    if (gb) gbt = sum(gy, {0, 2, 3});
+    return {gxt, gwt, gbt};
+  });
+}
+
+// conv_transpose2d through the direct convolution: the transposed convolution of x with w
+// (Ci, Co / groups, kh, kw) is the adjoint (backward data) of the convolution y -> x.
+Tensor direct_conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const ConvGeometry& g,
+                               const Shape& yshape) {
+  Tensor x = cont(x_in), w = cont(w_in);
+  Tensor y = Tensor::empty(yshape, x.dtype(), x.device());
+  backend_for(x).conv_backward_data(x, w, g, y);
+  if (bias.defined()) add_channel_bias(y, cont(bias));
+  const bool gx = x_in.requires_grad(), gw = w_in.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  return autograd::record("conv_transpose2d", y, {x_in, w_in, bias}, [=](const TensorList& gl) -> TensorList {
+    Tensor gy = cont(gl[0]);
+    Tensor gxt, gwt, gbt;
+    if (gx) {
+      gxt = empty_like(x);
+      backend_for(gy).conv_forward(gy, w, g, gxt);
+    }
+    if (gw) {
+      gwt = empty_like(w);
+      backend_for(gy).conv_backward_filter(gy, x, g, gwt);
+    }
+    if (gb) gbt = sum(gy, {0, 2, 3});
+    return {gxt, gwt, gbt};
+  });
+}
+
 }  // namespace
 
 Tensor winograd_weight(const Tensor& w_in) {
@@ -247,6 +304,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, const 
   MEMEL_CHECK(OH > 0 && OW > 0, "[conv2d] input ", shape_str(x.shape()), " is too small for kernel (", kh, ", ", kw,
               ") with padding (", o.pad_h, ", ", o.pad_w, ") and dilation (", o.dil_h, ", ", o.dil_w, ")");
   const int64_t L = OH * OW, Cg = C / G, Cog = Co / G, K = Cg * kh * kw;
+  ConvGeometry direct;
+  if (!prepared.defined() && use_direct(x, o, direct)) return direct_conv2d(x_in, w_in, bias, direct, {N, Co, OH, OW});
   if (prepared.defined() || use_winograd(x, C, Co, kh, kw, OH, OW, o)) {
     // Winograd, from the caller's transformed kernel or one made here.
     Tensor y = winograd_conv2d(x_in, prepared.defined() ? prepared : winograd_weight(w_in), kh, o.pad_h, o.pad_w);
@@ -360,6 +419,8 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bi
   const int64_t OH = (H - 1) * o.stride_h - 2 * o.pad_h + o.dil_h * (kh - 1) + o.out_pad_h + 1;
   const int64_t OW = (W - 1) * o.stride_w - 2 * o.pad_w + o.dil_w * (kw - 1) + o.out_pad_w + 1;
   MEMEL_CHECK(OH > 0 && OW > 0, "[conv_transpose2d] output size (", OH, ", ", OW, ") is not positive");
+  ConvGeometry direct;
+  if (use_direct(x, o, direct)) return direct_conv_transpose2d(x_in, w_in, bias, direct, {N, Co, OH, OW});
   const int64_t L = H * W, K = Cog * kh * kw;
   // cols[n, g] (K, L) = w[g]^T (K, Cig) @ x[n, g] (Cig, L); then col2im onto the output.
   Tensor cols = Tensor::empty({N, Co * kh * kw, L}, x.dtype(), x.device());

@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""PyTorch references for the training workloads W1-W4 of memel-bench.
+"""PyTorch references for the training workloads W1-W5 of memel-bench.
 
-    PYTHON bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru --threads T
-        [--device cpu|cuda] [--steps N] [--warmup W] [--seed S] [--blas-threads N]
+    PYTHON bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru|bert-base --threads T
+        [--device cpu|cuda] [--precision fp32|tf32|bf16] [--steps N] [--warmup W] [--seed S]
+        [--blas-threads N]
 
 Same models and shapes as `memel-bench --workload NAME` (../shared/design/benchmarks.md),
 the same timed step (zero_grad, forward, loss, backward, optimizer step; median of the
 timed steps after warm-up), and the same JSON line:
   {"workload", "device", "threads", "memel": "none", "step_ms", "items_per_s", "gflops",
    "peak_mem_mb", "gflop_per_step", "params", "steps", "warmup", "seed", "loss", "torch",
-   "blas_threads", "kernels", "python"}
+   "blas_threads", "precision", "kernels", "python"}
+bench/gpu_compare.py imports this file for its models and timed step (time_steps).
 gflops is achieved GFLOP/s from the same analytic count as memel-bench (3x the forward
 FLOPs of the matrix products and convolutions; see tools/memel-bench.cpp). peak_mem_mb is
 the peak resident set size of the process (ru_maxrss) on the CPU, which includes the
@@ -36,7 +38,8 @@ import statistics
 import sys
 import time
 
-WORKLOADS = ("bert-mini", "swin-t", "swin-mini", "convgru")
+WORKLOADS = ("bert-mini", "swin-t", "swin-mini", "convgru", "bert-base")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def parse_args():
@@ -50,14 +53,17 @@ def parse_args():
     p.add_argument("--blas-threads", default=None,
                    help="set OPENBLAS_NUM_THREADS (a study only; default: leave OpenBLAS alone, as users do)")
     p.add_argument("--memel", default="none", choices=("none",), help="accepted for symmetry; always none")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32; tf32 (TF32 matrix products); bf16 (autocast to bfloat16, fp32 master weights)")
     a = p.parse_args()
     if a.threads < 1 or a.steps < 1 or a.warmup < 0:
         p.error("--threads and --steps must be >= 1, --warmup >= 0")
     return a
 
 
-ARGS = parse_args()
-if ARGS.blas_threads is not None:
+# Parsed when run as a program; bench/gpu_compare.py imports this file for its models.
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None and ARGS.blas_threads is not None:
     os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads)
 
 import torch  # noqa: E402  (after the environment is set)
@@ -68,6 +74,7 @@ import torch.nn.functional as F  # noqa: E402
 # --- analytic FLOPs (the same formulas as tools/memel-bench.cpp) ----------------------
 
 def bert_forward_flops(B, T, H=256, L=4, FF=1024, classes=2):
+    """Forward FLOPs of BERT (matrix products; W1 by default, W5 with H=768, L=12, FF=3072)."""
     per_token_layer = 8 * H * H + 4 * T * H + 4 * H * FF
     return B * (T * L * per_token_layer + 2 * H * H + 2 * H * classes)
 
@@ -312,6 +319,15 @@ def setup(name, dev, gen):
         labels = torch.randint(0, 2, (B,), generator=gen).to(dev)
         opt = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-4)
         return model, opt, lambda: F.cross_entropy(model(ids, seg), labels), B, bert_forward_flops(B, T)
+    if name == "bert-base":  # W5 (GPU only): 12 layers, hidden 768, 12 heads, FFN 3072
+        B, T = 32, 128
+        model = BertMini(hidden=768, layers=12, heads=12, ffn=3072).to(dev)
+        ids = torch.randint(1, 30522, (B, T), generator=gen).to(dev)
+        seg = (torch.arange(T) >= T // 2).long().expand(B, T).contiguous().to(dev)
+        labels = torch.randint(0, 2, (B,), generator=gen).to(dev)
+        opt = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-4)
+        return (model, opt, lambda: F.cross_entropy(model(ids, seg), labels), B,
+                bert_forward_flops(B, T, H=768, L=12, FF=3072))
     if name in ("swin-t", "swin-mini"):
         import torchvision
         from torchvision.models.swin_transformer import SwinTransformer
@@ -337,6 +353,49 @@ def setup(name, dev, gen):
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         return model, opt, lambda: balanced_mse_mae(model(x), truth), B, convgru_forward_flops(B)
     raise SystemExit(f"torch_ref.py: unknown workload {name}")
+
+
+def time_steps(model, opt, loss_fn, device, precision, warmup, steps):
+    """Trains `warmup` untimed and `steps` timed steps (zero_grad, forward, loss, backward,
+    update) -> (the timed steps' ms, the last loss). On cuda each step is timed with CUDA
+    events and synchronised. precision: fp32 (TF32 off), tf32 (TF32 matrix products and
+    convolutions), bf16 (autocast to bfloat16 around forward and loss, TF32 off)."""
+    if device == "cuda":
+        tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    model.train()
+    last = [0.0]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if precision == "bf16":
+            with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                loss = loss_fn()
+        else:
+            loss = loss_fn()
+        loss.backward()
+        opt.step()
+        last[0] = loss.item()
+
+    for _ in range(warmup):
+        step()
+    ms = []
+    for _ in range(steps):
+        if device == "cuda":
+            t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0.record()
+            step()
+            t1.record()
+            torch.cuda.synchronize()
+            ms.append(t0.elapsed_time(t1))
+        else:
+            t0 = time.perf_counter()
+            step()
+            ms.append((time.perf_counter() - t0) * 1e3)
+    if not math.isfinite(last[0]):
+        raise RuntimeError(f"torch_ref.py: the loss is {last[0]}")
+    return ms, last[0]
 
 
 def kernels():
@@ -378,34 +437,7 @@ def main():
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed + 0x5EED)
     model, opt, loss_fn, items, fwd_flops = setup(a.workload, dev, gen)
-    model.train()
-
-    last = [0.0]
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        loss.backward()
-        opt.step()
-        last[0] = loss.item()
-
-    for _ in range(a.warmup):
-        step()
-    ms = []
-    for _ in range(a.steps):
-        if a.device == "cuda":
-            t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            t0.record()
-            step()
-            t1.record()
-            torch.cuda.synchronize()
-            ms.append(t0.elapsed_time(t1))
-        else:
-            t0 = time.perf_counter()
-            step()
-            ms.append((time.perf_counter() - t0) * 1e3)
-    if not math.isfinite(last[0]):
-        sys.exit(f"torch_ref.py: {a.workload}: the loss is {last[0]}")
+    ms, loss = time_steps(model, opt, loss_fn, a.device, a.precision, a.warmup, a.steps)
     m = statistics.median(ms)
     flop = 3.0 * fwd_flops
     if a.device == "cuda":
@@ -416,9 +448,9 @@ def main():
         "workload": a.workload, "device": a.device, "threads": torch.get_num_threads(), "memel": "none",
         "step_ms": m, "items_per_s": items / (m / 1e3), "gflops": flop / (m * 1e6), "peak_mem_mb": peak,
         "gflop_per_step": flop / 1e9, "params": sum(p.numel() for p in model.parameters()),
-        "steps": a.steps, "warmup": a.warmup, "seed": a.seed, "loss": last[0], "torch": torch.__version__,
-        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "kernels": kernels(),
-        "python": sys.executable,
+        "steps": a.steps, "warmup": a.warmup, "seed": a.seed, "loss": loss, "torch": torch.__version__,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "precision": a.precision,
+        "kernels": kernels(), "python": sys.executable,
     }), flush=True)
 
 

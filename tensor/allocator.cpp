@@ -22,18 +22,27 @@ size_t CachingAllocator::size_class(size_t n) {
 }
 
 void* CachingAllocator::allocate(size_t nbytes) {
-  size_t sz = size_class(nbytes);
+  const size_t sz = size_class(nbytes);
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.num_allocs;
-    auto it = free_.find(sz);
-    if (it != free_.end() && !it->second.empty()) {
+    // Its own class first; with slack, the smallest cached class up to slack_ x larger.
+    const size_t top = slack_ > 1.0 ? static_cast<size_t>(double(sz) * slack_) : sz;
+    for (auto it = free_.lower_bound(sz); it != free_.end() && it->first <= top; ++it) {
+      if (it->second.empty()) continue;
       void* p = it->second.back();
       it->second.pop_back();
-      stats_.bytes_cached -= sz;
-      stats_.bytes_in_use += sz;
+      stats_.bytes_cached -= it->first;
+      stats_.bytes_in_use += it->first;
       if (stats_.bytes_in_use > stats_.peak_bytes_in_use) stats_.peak_bytes_in_use = stats_.bytes_in_use;
+      if (slack_ > 1.0) live_[p] = it->first;
       return p;
+    }
+    if (limit_ != 0) {
+      trim_locked(sz);
+      if (stats_.bytes_in_use + sz > limit_)
+        MEMEL_FAIL("[allocator] ", name_, " out of memory: asked for ", nbytes, " bytes (", sz, " with rounding); ",
+                   stats_.bytes_in_use, " bytes in use by memel tensors under a cap of ", limit_, " bytes");
     }
   }
   void* p = raw_alloc_(sz);
@@ -51,20 +60,59 @@ void* CachingAllocator::allocate(size_t nbytes) {
   ++stats_.num_system_allocs;
   stats_.bytes_in_use += sz;
   if (stats_.bytes_in_use > stats_.peak_bytes_in_use) stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  if (slack_ > 1.0) live_[p] = sz;
   return p;
+}
+
+size_t CachingAllocator::class_of_locked(void* p, size_t nbytes) {
+  auto it = live_.find(p);
+  if (it == live_.end()) return size_class(nbytes);
+  const size_t sz = it->second;
+  live_.erase(it);
+  return sz;
 }
 
 void CachingAllocator::deallocate(void* p, size_t nbytes) {
   if (!p) return;
-  size_t sz = size_class(nbytes);
   std::lock_guard<std::mutex> lk(mu_);
+  const size_t sz = class_of_locked(p, nbytes);
   stats_.bytes_in_use -= sz;
-  if (cap_ != 0 && stats_.bytes_cached + sz > cap_) {
+  if ((cap_ != 0 && stats_.bytes_cached + sz > cap_) || (limit_ != 0 && stats_.bytes_in_use + stats_.bytes_cached + sz > limit_)) {
     raw_free_(p);
     return;
   }
   free_[sz].push_back(p);
   stats_.bytes_cached += sz;
+}
+
+void CachingAllocator::trim_locked(size_t more) {
+  for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+    while (!it->second.empty() && stats_.bytes_in_use + stats_.bytes_cached + more > limit_) {
+      raw_free_(it->second.back());
+      it->second.pop_back();
+      stats_.bytes_cached -= it->first;
+    }
+    if (stats_.bytes_in_use + stats_.bytes_cached + more <= limit_) return;
+  }
+}
+
+void CachingAllocator::set_limit(size_t max_reserved) {
+  std::lock_guard<std::mutex> lk(mu_);
+  limit_ = max_reserved;
+  if (limit_ != 0) trim_locked(0);
+}
+
+size_t CachingAllocator::limit() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return limit_;
+}
+
+void CachingAllocator::set_reuse_slack(double factor) {
+  MEMEL_CHECK(factor >= 1.0 && factor <= 4.0, "[allocator] reuse slack must be in [1, 4], got ", factor);
+  std::lock_guard<std::mutex> lk(mu_);
+  MEMEL_CHECK(stats_.bytes_in_use == 0 || (factor > 1.0) == (slack_ > 1.0),
+              "[allocator] ", name_, ": the reuse slack can be turned on or off only while no block is in use");
+  slack_ = factor;
 }
 
 AllocatorStats CachingAllocator::stats() const {

@@ -47,7 +47,22 @@ class CachingAllocator : public Allocator {
   void release_cached() override;
   static size_t size_class(size_t nbytes);
 
+  // A cap on the memory taken from the system: bytes in use plus bytes cached never exceed
+  // `max_reserved` (0: no cap). A request that would go over first returns cached blocks
+  // (largest first); if the tensors in use alone leave no room, it fails with the
+  // out-of-memory error, naming the cap.
+  void set_limit(size_t max_reserved);
+  size_t limit() const;
+  // Bounded growth when shapes vary: a request whose size class has no cached block may take
+  // the smallest cached block of a class up to `factor` times larger (1: its own class only).
+  // Blocks are then tracked by address, so that they return to their real class.
+  void set_reuse_slack(double factor);
+
  private:
+  // Returns cached blocks, largest first, until in use + cached + `more` fits the cap
+  // (mu_ held).
+  void trim_locked(size_t more);
+  size_t class_of_locked(void* p, size_t nbytes);
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   size_t cap_;  // 0 = no cap on cached bytes
@@ -56,6 +71,9 @@ class CachingAllocator : public Allocator {
   mutable std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
   AllocatorStats stats_;
+  size_t limit_ = 0;
+  double slack_ = 1.0;
+  std::map<void*, size_t> live_;  // block -> size class, while slack_ > 1
 };
 
 Allocator& cpu_allocator();

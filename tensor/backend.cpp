@@ -215,5 +215,6 @@ void Backend::sum_squares(const std::vector<Tensor>& ts, Tensor& out) {
 void Backend::sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) { fallback::sum_squares(*this, ts, out); }
 
 void Backend::no_winograd() const { MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str()); }
+void Backend::no_conv() const { MEMEL_FAIL("[conv2d] no direct convolution algorithm on ", device().str()); }
 
 }  // namespace memel

@@ -66,6 +66,11 @@ struct WindowGeometry {
   int64_t B = 0, H = 0, W = 0, C = 0, w = 1, sh = 0, sw = 0;
 };
 
+// Strides, padding, dilation and groups of a 2-d convolution (Backend::conv_forward).
+struct ConvGeometry {
+  int sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -204,6 +209,23 @@ class Backend {
     no_winograd();
   }
 
+  // Direct convolution, an algorithm a backend may have (cuDNN on CUDA; no composed form:
+  // conv2d and conv_transpose2d use im2col + GEMM where a backend has none, and whenever
+  // fallbacks are forced). The convolution x (N, C, H, W) * w (Co, C / groups, kh, kw) ->
+  // y (N, Co, OH, OW) of ConvGeometry's strides, padding, dilation and groups, no bias, all
+  // contiguous. conv_supported says whether the backend runs it for x's dtype.
+  virtual bool conv_supported(const Tensor& x, const ConvGeometry& g) const { return false; }
+  virtual void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& y) { no_conv(); }
+  // gx (N, C, H, W) = the adjoint in x of conv_forward applied to gy (N, Co, OH, OW); the
+  // transposed convolution's forward.
+  virtual void conv_backward_data(const Tensor& gy, const Tensor& w, const ConvGeometry& g, Tensor& gx) {
+    no_conv();
+  }
+  // gw (Co, C / groups, kh, kw) = d(sum gy * conv_forward(x, w)) / dw.
+  virtual void conv_backward_filter(const Tensor& x, const Tensor& gy, const ConvGeometry& g, Tensor& gw) {
+    no_conv();
+  }
+
  protected:
   // Hooks of the fused kernels: the base versions call the composed fallbacks.
   virtual void softmax_fused(const Tensor& x, Tensor& y, bool log);
@@ -254,6 +276,7 @@ class Backend {
 
  private:
   [[noreturn]] void no_winograd() const;
+  [[noreturn]] void no_conv() const;
 };
 
 // The precision of float32 matrix products (GEMM) on backends that have a choice, as

@@ -25,6 +25,28 @@ if(MEMEL_WITH_CUDA)
   # Warnings are errors in the CUDA part (device and host code of tensor/cuda/).
   target_compile_options(memel_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter,-Werror>)
   target_link_libraries(memel_cuda PUBLIC CUDA::cublas)
+  # cuDNN (direct convolution, tensor/cuda/cudnn_conv.cu) when its header and library are
+  # found: in the toolkit, under CUDNN_ROOT (a cuDNN install or pip's nvidia/cudnn folder),
+  # or on the default paths. MEMEL_CUDNN=OFF leaves it out (convolutions then run im2col + GEMM).
+  set(MEMEL_CUDNN "AUTO" CACHE STRING "Use cuDNN in the CUDA part: AUTO (when found), ON (required) or OFF")
+  set(MEMEL_WITH_CUDNN OFF)
+  if(NOT MEMEL_CUDNN STREQUAL "OFF")
+    set(_cudnn_hints ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_LIBRARY_ROOT} ${CUDAToolkit_TARGET_DIR})
+    find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+    find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
+                 PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
+    if(CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY)
+      set(MEMEL_WITH_CUDNN ON)
+      target_include_directories(memel_cuda PRIVATE ${CUDNN_INCLUDE_DIR})
+      target_link_libraries(memel_cuda PUBLIC ${CUDNN_LIBRARY})
+      target_compile_definitions(memel_cuda PRIVATE MEMEL_WITH_CUDNN)
+      message(STATUS "memel: cuDNN found (${CUDNN_LIBRARY})")
+    elseif(MEMEL_CUDNN STREQUAL "ON")
+      message(FATAL_ERROR "MEMEL_CUDNN=ON but cudnn.h or the cuDNN library was not found (set CUDNN_ROOT)")
+    else()
+      message(STATUS "memel: cuDNN not found; convolutions on CUDA run im2col + GEMM")
+    endif()
+  endif()
   # One definition decides whether the CUDA part is in the library (tensor/registry.cpp);
   # libmemel and everything linked with it then link the CUDA part.
   target_compile_definitions(memel_obj PUBLIC MEMEL_WITH_CUDA)

@@ -1,8 +1,8 @@
 // memel-bench: fixed workloads, timed after warm-up; prints one JSON line per workload.
 //
 //   memel-bench --workload gemm --size N [--threads T] [--reps R] [--warmup W] [--seed S]
-//   memel-bench --workload bert-mini|swin-t|swin-mini|convgru --threads T [--memel none|paper]
-//               [--device cpu|sim|cuda[:N]] [--steps N] [--warmup W] [--seed S]
+//   memel-bench --workload bert-mini|swin-t|swin-mini|convgru|bert-base --threads T [--memel none|paper]
+//               [--device cpu|sim|cuda[:N]] [--precision fp32|tf32|bf16] [--steps N] [--warmup W] [--seed S]
 //   memel-bench --list | --help
 //
 // Each workload declares its options (name, default, help) and a run function that
@@ -260,9 +260,10 @@ memel::Tensor random_ints(const memel::Shape& shape, int64_t lo, int64_t hi, mem
 // positions, dropout 0.1), CLS classifier with 2 classes (pooler + classifier as Hugging
 // Face); batch 32 x 128 tokens, random ids, segment 0 for the first half and 1 for the
 // second, no padding; AdamW lr 1e-4, weight decay 0.01 (none on biases and norms).
-TrainSetup setup_bert_mini(memel::Generator& gen) {
+// W5 (GPU only): the same with BERT-base (12 layers, hidden 768, 12 heads, FFN 3072).
+TrainSetup setup_bert(const std::string& preset, memel::Generator& gen) {
   const int64_t B = 32, T = 128;
-  memel::BertConfig cfg = memel::BertConfig::preset("bert-mini");
+  memel::BertConfig cfg = memel::BertConfig::preset(preset);
   cfg.num_labels = 2;
   cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.1;
   auto model = std::make_shared<memel::BertForSequenceClassification>(cfg);
@@ -331,6 +332,9 @@ std::vector<Option> train_options() {
            "none; paper: a memel layer at the model's paper placement (mode rd, top-1); paired: a plain "
            "and a paper model in one process, steps interleaved, adds memel_step_ms and memel_overhead"},
           {"device", "cpu", "cpu, sim, cuda or cuda:N (an error where this build or machine lacks it)"},
+          {"precision", "fp32",
+           "fp32, tf32 or bf16: the operands of float32 matrix products where the device has a choice "
+           "(memel::set_matmul_precision; the CPU always computes in fp32)"},
           {"steps", "5", "timed training steps; the median is reported"},
           {"warmup", "2", "untimed training steps first"},
           {"seed", "0", "seed of the parameters, dropout and the random batch"}};
@@ -351,7 +355,7 @@ struct Trainer {
   Trainer(const std::string& workload, uint64_t seed, bool with_memel, memel::Device device) {
     memel::manual_seed(seed);  // parameters and dropout
     memel::Generator data_gen(seed + 0x5eed);
-    if (workload == "bert-mini") s = setup_bert_mini(data_gen);
+    if (workload == "bert-mini" || workload == "bert-base") s = setup_bert(workload, data_gen);
     else if (workload == "swin-t") s = setup_swin("swin-t", 8, data_gen);
     else if (workload == "swin-mini") s = setup_swin("swin-mini", 64, data_gen);
     else if (workload == "convgru") s = setup_convgru(data_gen);
@@ -376,8 +380,9 @@ struct Trainer {
       s.opt = std::make_unique<memel::Adam>(s.model->parameters(), o);
     } else {
       memel::AdamWOptions o;
-      o.lr = workload == "bert-mini" ? 1e-4 : 1e-3;
-      o.weight_decay = workload == "bert-mini" ? 0.01 : 0.05;
+      const bool bert = workload == "bert-mini" || workload == "bert-base";
+      o.lr = bert ? 1e-4 : 1e-3;
+      o.weight_decay = bert ? 0.01 : 0.05;
       s.opt = std::make_unique<memel::AdamW>(memel::param_groups_with_decay(*s.model, o.weight_decay), o);
     }
   }
@@ -403,6 +408,8 @@ json run_training(const std::string& workload, const Args& a) {
   }
   MEMEL_CHECK(memel_at == "none" || memel_at == "paper" || memel_at == "paired",
               "[memel-bench] --memel must be none, paper or paired, got '", memel_at, "'");
+  const std::string precision = a.str("precision");
+  memel::set_matmul_precision(memel::parse_matmul_precision(precision));
   const int64_t threads = a.integer("threads", 1), steps = a.integer("steps", 1), warmup = a.integer("warmup", 0);
   const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
   memel::set_num_threads(static_cast<int>(threads));
@@ -452,6 +459,7 @@ json run_training(const std::string& workload, const Args& a) {
             {"warmup", warmup},
             {"seed", seed},
             {"loss", main.last_loss},
+            {"precision", precision},
             {"kernels", memel::backend_for(memel::Device::parse(device)).describe()}};
   if (paired) {
     j["memel_step_ms"] = median(ms_memel);
@@ -464,6 +472,7 @@ json run_bert_mini(const Args& a) { return run_training("bert-mini", a); }
 json run_swin_t(const Args& a) { return run_training("swin-t", a); }
 json run_swin_mini(const Args& a) { return run_training("swin-mini", a); }
 json run_convgru(const Args& a) { return run_training("convgru", a); }
+json run_bert_base(const Args& a) { return run_training("bert-base", a); }
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> w = {
@@ -481,6 +490,8 @@ const std::vector<Workload>& workloads() {
        train_options(), run_swin_mini},
       {"convgru", "W4: HKO-7 ConvGRU encoder-forecaster training step, 5 -> 20 frames, batch 2 x 1x240x240, Adam",
        train_options(), run_convgru},
+      {"bert-base", "W5 (for a GPU): BERT-base training step (12 layers, hidden 768), batch 32 x 128 tokens, AdamW",
+       train_options(), run_bert_base},
   };
   return w;
 }

@@ -9,6 +9,8 @@
 #include <cuda_bf16.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "tensor/cuda/functors.h"
 #include "tensor/cuda/kernels.h"
 #include "tensor/cuda/launch.cuh"
+#include "tensor/cuda/multi_launch.cuh"
 
 namespace memel {
 namespace cuda {
@@ -61,6 +64,51 @@ size_t free_bytes() {
 
 }  // namespace
 
+// A ring of pinned host buffers for uploads: a buffer is refilled only after the copy
+// that last read it has finished (its event), and grows to the largest upload it served.
+// At most kStagingSlots x kStagingMax bytes are pinned per GPU.
+struct PinnedStaging {
+  static constexpr int kStagingSlots = 4;
+  static constexpr size_t kStagingMax = size_t(64) << 20;
+  struct Slot {
+    void* host = nullptr;
+    size_t cap = 0;
+    cudaEvent_t done = nullptr;
+    bool pending = false;
+  };
+  std::mutex mu;
+  Slot slots[kStagingSlots];
+  int next = 0;
+};
+
+void Context::upload(void* dst, const void* src, size_t n) const {
+  if (n == 0) return;
+  if (n > PinnedStaging::kStagingMax) {  // large: straight from pageable memory, waited for
+    MEMEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream));
+    sync();
+    return;
+  }
+  PinnedStaging& st = *staging;
+  std::lock_guard<std::mutex> lk(st.mu);
+  PinnedStaging::Slot& s = st.slots[st.next];
+  st.next = (st.next + 1) % PinnedStaging::kStagingSlots;
+  if (s.pending) MEMEL_CUDA_CHECK(cudaEventSynchronize(s.done));  // its last copy has read it
+  s.pending = false;
+  if (s.cap < n) {
+    if (s.host) MEMEL_CUDA_CHECK(cudaFreeHost(s.host));
+    s.host = nullptr;
+    size_t cap = size_t(1) << 20;
+    while (cap < n) cap <<= 1;
+    MEMEL_CUDA_CHECK(cudaHostAlloc(&s.host, cap, cudaHostAllocDefault));
+    s.cap = cap;
+  }
+  if (!s.done) MEMEL_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
+  std::memcpy(s.host, src, n);
+  MEMEL_CUDA_CHECK(cudaMemcpyAsync(dst, s.host, n, cudaMemcpyHostToDevice, stream));
+  MEMEL_CUDA_CHECK(cudaEventRecord(s.done, stream));
+  s.pending = true;
+}
+
 void Context::activate() const { MEMEL_CUDA_CHECK(cudaSetDevice(device)); }
 void Context::sync() const { MEMEL_CUDA_CHECK(cudaStreamSynchronize(stream)); }
 void Context::reset_flag(int64_t none) const {
@@ -89,9 +137,21 @@ Context& context(int device) {
     MEMEL_CUBLAS_CHECK(cublasCreate(&c->blas));
     MEMEL_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
     // Cached blocks are kept up to 8 GiB; an allocation that fails releases them first.
-    c->allocator = new CachingAllocator(raw_alloc, raw_free, size_t(8) << 30, "cuda:" + std::to_string(device),
-                                        free_bytes);
+    auto* a = new CachingAllocator(raw_alloc, raw_free, size_t(8) << 30, "cuda:" + std::to_string(device),
+                                   free_bytes);
+    // Varying batch shapes reuse cached blocks up to twice their size instead of growing;
+    // MEMEL_CUDA_MEMORY_LIMIT_MB caps what memel takes from the GPU (in use + cached).
+    a->set_reuse_slack(2.0);
+    if (const char* mb = std::getenv("MEMEL_CUDA_MEMORY_LIMIT_MB")) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(mb, &end, 10);
+      MEMEL_CHECK(end != mb && *end == 0 && v > 0, "[device] MEMEL_CUDA_MEMORY_LIMIT_MB must be a positive integer, got '",
+                  mb, "'");
+      a->set_limit(size_t(v) << 20);
+    }
+    c->allocator = a;
     MEMEL_CUDA_CHECK(cudaMalloc(&c->flag, sizeof(int64_t)));
+    c->staging = new PinnedStaging();
     all[size_t(device)] = std::move(c);
   }
   return *all[size_t(device)];
@@ -155,7 +215,12 @@ class CudaBackend final : public Backend {
   std::string describe() const override {
     cudaDeviceProp p{};
     MEMEL_CUDA_CHECK(cudaGetDeviceProperties(&p, device_));
-    return str_cat("CUDA ", p.name, " (sm_", p.major, p.minor, ", ", p.multiProcessorCount, " SMs), cuBLAS");
+#ifdef MEMEL_WITH_CUDNN
+    const char* dnn = ", cuDNN";
+#else
+    const char* dnn = "";
+#endif
+    return str_cat("CUDA ", p.name, " (sm_", p.major, p.minor, ", ", p.multiProcessorCount, " SMs), cuBLAS", dnn);
   }
 
   void copy(const Tensor& src, Tensor& dst) override {
@@ -187,9 +252,12 @@ class CudaBackend final : public Backend {
 
   void memcpy_host(void* dst, const void* src, size_t nbytes, bool to_device) override {
     const Context& c = ctx();
-    MEMEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
-                                     c.stream));
-    c.sync();  // host memory may be reused by the caller at once
+    if (to_device) {  // through a pinned buffer, not waited for (the caller may reuse src at once)
+      c.upload(dst, src, nbytes);
+      return;
+    }
+    MEMEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, c.stream));
+    c.sync();  // the host reads dst next
   }
 
   void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) override {
@@ -316,6 +384,22 @@ class CudaBackend final : public Backend {
       });
     });
   }
+
+#ifdef MEMEL_WITH_CUDNN
+  // Direct convolution through cuDNN (cudnn_conv.cu).
+  bool conv_supported(const Tensor& x, const ConvGeometry& g) const override {
+    return cuda::cudnn_conv_supported(x, g);
+  }
+  void conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& y) override {
+    cuda::cudnn_conv_forward(ctx(), x, w, g, y);
+  }
+  void conv_backward_data(const Tensor& gy, const Tensor& w, const ConvGeometry& g, Tensor& gx) override {
+    cuda::cudnn_conv_backward_data(ctx(), gy, w, g, gx);
+  }
+  void conv_backward_filter(const Tensor& x, const Tensor& gy, const ConvGeometry& g, Tensor& gw) override {
+    cuda::cudnn_conv_backward_filter(ctx(), x, gy, g, gw);
+  }
+#endif
 
   void index_put(const Tensor& src, const Tensor& ids, Tensor& out, const char* op) override {
     const int64_t v = out.shape()[0], d = out.numel() / std::max<int64_t>(v, 1), n = ids.numel();
@@ -469,24 +553,40 @@ class CudaBackend final : public Backend {
                                     int64_t ignore_index, double smoothing, Tensor& glogits) override {
     cuda::cross_entropy_backward(ctx(), logits, target, lse, grow, ignore_index, smoothing, glogits);
   }
+  // The optimizer updates: one launch per dtype over every parameter (multi_launch.cuh).
   void adam_step_fused(const std::vector<AdamSlot>& slots, const AdamHyper& h) override {
     for (const AdamSlot& s : slots)
-      MEMEL_DISPATCH_FLOAT(s.p.dtype(), h.decoupled ? "AdamW" : "Adam", [&] {
+      MEMEL_CHECK(s.p.dtype() == DType::F32 || s.p.dtype() == DType::F64, "[adam] parameters must be float32 or "
+                  "float64, got ", dtype_name(s.p.dtype()));
+    for (DType dt : {DType::F32, DType::F64})
+      MEMEL_DISPATCH_FLOAT(dt, h.decoupled ? "AdamW" : "Adam", [&] {
         using T = scalar_t;
-        const double bc1 = 1.0 - std::pow(h.beta1, double(s.step)), bc2 = 1.0 - std::pow(h.beta2, double(s.step));
-        AdamF<T> f{ptr<T>(s.p), ptr<T>(s.m), ptr<T>(s.v), opt<T>(s.vmax), ptr<T>(s.g), T(h.lr / bc1),
-                   T(std::sqrt(bc2)), T(h.beta1), T(h.beta2), T(1.0 - h.beta1), T(1.0 - h.beta2), T(h.eps),
-                   T(1.0 - h.lr * h.weight_decay), T(h.weight_decay), h.decoupled, h.weight_decay != 0.0};
-        for_each(f, s.p.numel(), ctx().stream);
+        std::vector<AdamF<T>> fs;
+        std::vector<int64_t> sizes;
+        for (const AdamSlot& s : slots) {
+          if (s.p.dtype() != dt) continue;
+          fs.push_back(adam_functor<T>(ptr<T>(s.p), ptr<T>(s.m), ptr<T>(s.v), opt<T>(s.vmax), ptr<T>(s.g), s.step, h));
+          sizes.push_back(s.p.numel());
+        }
+        if (!fs.empty()) for_each_multi(ctx(), device(), fs, sizes);
       });
   }
   void sgd_step_fused(const std::vector<SgdSlot>& slots, const SgdHyper& h) override {
     for (const SgdSlot& s : slots)
-      MEMEL_DISPATCH_FLOAT(s.p.dtype(), "SGD", [&] {
+      MEMEL_CHECK(s.p.dtype() == DType::F32 || s.p.dtype() == DType::F64, "[SGD] parameters must be float32 or "
+                  "float64, got ", dtype_name(s.p.dtype()));
+    for (DType dt : {DType::F32, DType::F64})
+      MEMEL_DISPATCH_FLOAT(dt, "SGD", [&] {
         using T = scalar_t;
-        SgdF<T> f{ptr<T>(s.p), opt<T>(s.buf), ptr<T>(s.g), s.first, h.nesterov, h.weight_decay != 0.0,
-                  T(h.weight_decay), T(h.momentum), T(1.0 - h.dampening), T(-h.lr)};
-        for_each(f, s.p.numel(), ctx().stream);
+        std::vector<SgdF<T>> fs;
+        std::vector<int64_t> sizes;
+        for (const SgdSlot& s : slots) {
+          if (s.p.dtype() != dt) continue;
+          fs.push_back(SgdF<T>{ptr<T>(s.p), opt<T>(s.buf), ptr<T>(s.g), s.first, h.nesterov, h.weight_decay != 0.0,
+                               T(h.weight_decay), T(h.momentum), T(1.0 - h.dampening), T(-h.lr)});
+          sizes.push_back(s.p.numel());
+        }
+        if (!fs.empty()) for_each_multi(ctx(), device(), fs, sizes);
       });
   }
   void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) override { cuda::sum_squares(ctx(), ts, out); }

@@ -5,10 +5,12 @@
 // functor over host memory, so the index arithmetic is checked before any GPU sees it.
 // Each writes its output elements from gathered inputs (no atomics), so results are
 // deterministic.
+#include <cmath>
 #include <cstdint>
 
 #include "core/hd.h"
 #include "core/rng.h"
+#include "tensor/backend.h"
 #include "tensor/cuda/indexing.h"
 #include "tensor/kernel_math.h"
 
@@ -499,6 +501,16 @@ struct AdamF {
     p[i] -= step_size * m[i] / (std::sqrt(vv) / bc2_sqrt + eps);
   }
 };
+
+// The functor of one Adam(W) parameter (host): its step's bias corrections folded into the
+// step size, as the CPU's update computes them (optim/adamw.h).
+template <typename T>
+AdamF<T> adam_functor(T* p, T* m, T* v, T* vmax, const T* g, int64_t step, const AdamHyper& h) {
+  const double bc1 = 1.0 - std::pow(h.beta1, double(step)), bc2 = 1.0 - std::pow(h.beta2, double(step));
+  return AdamF<T>{p, m, v, vmax, g, T(h.lr / bc1), T(std::sqrt(bc2)), T(h.beta1), T(h.beta2), T(1.0 - h.beta1),
+                  T(1.0 - h.beta2), T(h.eps), T(1.0 - h.lr * h.weight_decay), T(h.weight_decay), h.decoupled,
+                  h.weight_decay != 0.0};
+}
 
 template <typename T>
 struct SgdF {

@@ -38,4 +38,13 @@ bool window_attention(const Context& c, const Tensor& qkv, const Tensor& bias, c
 bool window_attention_backward(const Context& c, const Tensor& qkv, const Tensor& probs, const Tensor& gout,
                                int64_t heads, double scale, Tensor& gqkv, Tensor& gbias);
 
+#ifdef MEMEL_WITH_CUDNN
+// cudnn_conv.cu: the direct convolution of the Backend contract through cuDNN.
+bool cudnn_conv_supported(const Tensor& x, const ConvGeometry& g);
+void cudnn_conv_forward(const Context& c, const Tensor& x, const Tensor& w, const ConvGeometry& g, Tensor& y);
+void cudnn_conv_backward_data(const Context& c, const Tensor& gy, const Tensor& w, const ConvGeometry& g, Tensor& gx);
+void cudnn_conv_backward_filter(const Context& c, const Tensor& x, const Tensor& gy, const ConvGeometry& g,
+                                Tensor& gw);
+#endif
+
 }  // namespace memel::cuda

@@ -9,6 +9,7 @@
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/functors.h"
 #include "tensor/cuda/kernels.h"
+#include "tensor/cuda/multi_launch.cuh"
 #include "tensor/cuda/launch.cuh"
 
 namespace memel::cuda {
@@ -87,15 +88,19 @@ struct ReduceThreadF {
   }
 };
 
-// partial[b] = sum over the grid-stride elements of block b of x^2 (double).
+// partial[c] = the sum of squares of chunk c (multi_tensor.h) of the tensors xs, for the
+// chunks of this block; the block's threads combine in a fixed order.
 template <typename T>
-__global__ void sum_squares_kernel(const T* x, int64_t n, double* partial) {
+__global__ void sum_squares_chunks_kernel(const Chunk* chunks, int64_t n, const T* const* xs, double* partial) {
   __shared__ double scratch[kBlock];
-  double acc = 0;
-  for (int64_t i = int64_t(blockIdx.x) * kBlock + threadIdx.x; i < n; i += int64_t(gridDim.x) * kBlock)
-    acc += double(x[i]) * double(x[i]);
-  acc = block_reduce(acc, scratch, SumOp{});
-  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+  for (int64_t c = blockIdx.x; c < n; c += gridDim.x) {
+    const Chunk ch = chunks[c];
+    const T* x = xs[ch.tensor];
+    double acc = 0;
+    for (int64_t i = ch.begin + threadIdx.x; i < ch.end; i += kBlock) acc += double(x[i]) * double(x[i]);
+    acc = block_reduce(acc, scratch, SumOp{});
+    if (threadIdx.x == 0) partial[c] = acc;
+  }
 }
 
 // out += sum of the partials, in order (one thread).
@@ -145,20 +150,36 @@ void argmax_last(const Context& c, const Tensor& x, Tensor& out) {
   });
 }
 
+// All tensors of one dtype in one launch over their chunks, then the partials added in
+// chunk order by one thread: two launches per dtype, the same bits on every run.
 void sum_squares(const Context& c, const std::vector<Tensor>& ts, Tensor& out) {
-  constexpr int kParts = 256;
-  Tensor partial = Tensor::empty({kParts}, DType::F64, out.device());
   MEMEL_CUDA_CHECK(cudaMemsetAsync(out.device_data(), 0, sizeof(double), c.stream));
-  for (const Tensor& t : ts) {
-    if (t.numel() == 0) continue;
-    MEMEL_DISPATCH_FLOAT(t.dtype(), "sum_squares", [&] {
+  for (const Tensor& t : ts)
+    MEMEL_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, "[sum_squares] float tensors expected, got ",
+                dtype_name(t.dtype()));
+  for (DType dt : {DType::F32, DType::F64})
+    MEMEL_DISPATCH_FLOAT(dt, "sum_squares", [&] {
       using T = scalar_t;
-      sum_squares_kernel<T><<<kParts, kBlock, 0, c.stream>>>(ptr<T>(t), t.numel(), ptr<double>(partial));
-      MEMEL_CUDA_LAUNCH_CHECK(sum_squares_kernel);
+      std::vector<const T*> xs;
+      std::vector<int64_t> sizes;
+      for (const Tensor& t : ts)
+        if (t.dtype() == dt) {
+          xs.push_back(ptr<const T>(t));
+          sizes.push_back(t.numel());
+        }
+      const std::vector<Chunk> chunks = make_chunks(sizes);
+      if (chunks.empty()) return;
+      const Chunk* dchunks = nullptr;
+      const T* const* dxs = nullptr;
+      Tensor keep = upload_tables(c, out.device(), chunks, xs, dchunks, dxs);
+      const int64_t n = int64_t(chunks.size());
+      Tensor partial = Tensor::empty({n}, DType::F64, out.device());
+      const unsigned blocks = unsigned(std::min<int64_t>(n, int64_t(1) << 20));
+      sum_squares_chunks_kernel<T><<<blocks, kBlock, 0, c.stream>>>(dchunks, n, dxs, ptr<double>(partial));
+      MEMEL_CUDA_LAUNCH_CHECK(sum_squares_chunks_kernel);
+      add_partials_kernel<<<1, 1, 0, c.stream>>>(ptr<double>(partial), int(n), ptr<double>(out));
+      MEMEL_CUDA_LAUNCH_CHECK(add_partials_kernel);
     });
-    add_partials_kernel<<<1, 1, 0, c.stream>>>(ptr<double>(partial), kParts, ptr<double>(out));
-    MEMEL_CUDA_LAUNCH_CHECK(add_partials_kernel);
-  }
 }
 
 }  // namespace memel::cuda

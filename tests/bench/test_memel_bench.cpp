@@ -33,10 +33,11 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 TEST_CASE("memel-bench lists the workloads and explains its options") {
   Result r = run("--list");
   CHECK(r.code == 0);
-  CHECK(r.out == "gemm\nbert-mini\nswin-t\nswin-mini\nconvgru\n");
+  CHECK(r.out == "gemm\nbert-mini\nswin-t\nswin-mini\nconvgru\nbert-base\n");
   Result h = run("--help");
   CHECK(h.code == 0);
-  for (const char* s : {"bert-mini", "swin-t", "swin-mini", "convgru", "--memel", "--device", "--steps", "--warmup"})
+  for (const char* s : {"bert-mini", "swin-t", "swin-mini", "convgru", "bert-base", "--memel", "--device", "--precision",
+                        "--steps", "--warmup"})
     CHECK_MESSAGE(contains(h.out, s), "help lacks ", s);
 }
 
@@ -57,6 +58,7 @@ TEST_CASE("memel-bench rejects bad arguments with a message") {
       {"--workload swin-t --threads 0", 1, "--threads must be >= 1, got 0"},
       {"--workload swin-mini --steps many", 1, "--steps expects an integer, got 'many'"},
       {"--workload swin-mini --steps 0", 1, "--steps must be >= 1, got 0"},
+      {"--workload bert-base --precision fp16", 1, "unknown matmul precision 'fp16' (expected fp32, tf32 or bf16)"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.args);

@@ -11,6 +11,7 @@
 #include "autograd/ops.h"
 #include "tensor/backend.h"
 #include "tensor/cuda/functors.h"
+#include "tensor/cuda/multi_tensor.h"
 
 using namespace memel;
 using namespace memel::cuda;
@@ -313,4 +314,82 @@ TEST_CASE("cuda functors: Adam(W) and SGD updates against the CPU's") {
               300);
   CHECK(same_bits(p2, p1));
   CHECK(same_bits(b2, b1));
+}
+
+TEST_CASE("cuda multi-tensor launch: chunks cover every element once; Adam(W) and SGD over many tensors as the CPU's") {
+  // The chunk table: in tensor order, each element once, empty tensors skipped.
+  const std::vector<int64_t> sizes = {5, 0, 12, 4, 1};
+  const std::vector<Chunk> ch = make_chunks(sizes, 4);
+  REQUIRE(ch.size() == 7);  // 2 + 0 + 3 + 1 + 1
+  std::vector<std::vector<int>> seen(sizes.size());
+  for (size_t t = 0; t < sizes.size(); ++t) seen[t].assign(size_t(sizes[t]), 0);
+  for (const Chunk& c : ch) {
+    CHECK(c.end - c.begin <= 4);
+    CHECK(c.begin < c.end);
+    for (int64_t i = c.begin; i < c.end; ++i) ++seen[size_t(c.tensor)][size_t(i)];
+  }
+  for (const auto& s : seen)
+    for (int v : s) CHECK(v == 1);
+  CHECK(ch.front().tensor == 0);
+  CHECK(ch.back().tensor == 4);
+  CHECK(error_of([] { make_chunks({3}, 0); }).find("[multi_tensor] chunk size must be positive, got 0") == 0);
+  size_t bytes = 0;
+  CHECK(chunk_upload_layout<double>(3, 2, bytes) == 80);  // 3 x 24 bytes, aligned to 16
+  CHECK(bytes == 96);
+
+  // AdamW over parameters of awkward sizes (one over a chunk boundary), different steps,
+  // through the emulated one-launch path, against the CPU backend's update bit for bit
+  // where the CPU computes scalar code, to rounding otherwise.
+  Backend& cpu = cpu_backend();
+  const std::vector<int64_t> ns = {1, 70000, 257, 3};
+  std::vector<AdamSlot> ref;
+  std::vector<Tensor> p2, m2, v2, gs;
+  std::vector<AdamF<float>> fs;
+  AdamHyper h;
+  h.lr = 3e-3;
+  h.weight_decay = 0.01;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    const Tensor g = uni({ns[i]}, 40 + i);
+    AdamSlot s{uni({ns[i]}, 50 + i), g, uni({ns[i]}, 60 + i, 0, 0.1), uni({ns[i]}, 70 + i, 0, 0.1), Tensor(),
+               int64_t(i + 1)};
+    p2.push_back(s.p.contiguous_copy());
+    m2.push_back(s.m.contiguous_copy());
+    v2.push_back(s.v.contiguous_copy());
+    gs.push_back(g);
+    ref.push_back(s);
+  }
+  for (size_t i = 0; i < ns.size(); ++i)
+    fs.push_back(adam_functor<float>(p2[i].data<float>(), m2[i].data<float>(), v2[i].data<float>(), nullptr,
+                                     gs[i].data<float>(), ref[i].step, h));
+  cpu.adam_step(ref, h);
+  run_chunks_on_host(fs, make_chunks(ns));
+  for (size_t i = 0; i < ns.size(); ++i) {
+    INFO("parameter ", i, " of ", ns[i]);
+    CHECK(rel_err(p2[i], ref[i].p) < 1e-6);
+    CHECK(rel_err(m2[i], ref[i].m) < 1e-6);
+    CHECK(rel_err(v2[i], ref[i].v) < 1e-6);
+  }
+
+  // SGD with momentum: the same numbers bit for bit.
+  std::vector<SgdSlot> sref;
+  std::vector<Tensor> sp, sb;
+  std::vector<SgdF<float>> sf;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    SgdSlot s{uni({ns[i]}, 80 + i), uni({ns[i]}, 90 + i), uni({ns[i]}, 100 + i), i == 0};
+    sp.push_back(s.p.contiguous_copy());
+    sb.push_back(s.buf.contiguous_copy());
+    sf.push_back(SgdF<float>{sp[i].data<float>(), sb[i].data<float>(), s.g.data<float>(), s.first, false, true, 0.01f,
+                             0.9f, 1.0f, -0.1f});
+    sref.push_back(s);
+  }
+  SgdHyper sh;
+  sh.lr = 0.1;
+  sh.momentum = 0.9;
+  sh.weight_decay = 0.01;
+  cpu.sgd_step(sref, sh);
+  run_chunks_on_host(sf, make_chunks(ns));
+  for (size_t i = 0; i < ns.size(); ++i) {
+    CHECK(same_bits(sp[i], sref[i].p));
+    CHECK(same_bits(sb[i], sref[i].buf));
+  }
 }

@@ -2,6 +2,7 @@
 // and checkpoints move between devices.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "train/train_support.h"
+#ifdef MEMEL_WITH_CUDA
+#include "tensor/cuda/cuda_backend.h"
+#endif
 
 namespace fs = std::filesystem;
 using namespace memel::train_test;
@@ -113,5 +117,30 @@ TEST_CASE("memel-train: a checkpoint written on sim resumes on cpu and the other
     for (size_t i = 0; i < lu.size(); ++i)
       if (lu[i]["step"].get<int>() <= 16) CHECK(lu[i] == lm[i]);
     check_runs_close(base + "/unbroken-" + from, moved, 1e-4);
+  }
+}
+
+TEST_CASE("memel-train --set device=cuda where there is no GPU: fails at once, saying why") {
+#ifdef MEMEL_WITH_CUDA
+  if (memel::cuda_device_count() > 0) {
+    MESSAGE("skipped: this machine has a GPU");
+    return;
+  }
+  const std::string why = "no CUDA device found";
+#else
+  const std::string why = "this build of memel has no CUDA part";
+#endif
+  const std::string cfg = write_config("device_cuda.json", device_config());
+  for (const char* dev : {"cuda", "cuda:1"}) {
+    CAPTURE(dev);
+    const auto t0 = std::chrono::steady_clock::now();
+    Result r = run("--config " + cfg + " --set device=" + dev + " --dry-run");
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(r.code != 0);
+    CHECK_MESSAGE(r.output.find("[config] device: '" + std::string(dev) + "' is not available (this machine has: cpu, sim)") !=
+                      std::string::npos,
+                  r.output);
+    CHECK_MESSAGE(r.output.find(why) != std::string::npos, r.output);
+    CHECK_MESSAGE(s < 10.0, "took ", s, " s");  // before any data or model is built
   }
 }
