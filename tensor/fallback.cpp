@@ -627,14 +627,16 @@ Targets targets_of(Backend& b, const Tensor& target, int64_t ignore_index, DType
 
 void cross_entropy(Backend& b, const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
                    Tensor& loss, Tensor& lse) {
+  // As the CPU kernel: the row maximum and the differences l - max in the logits' dtype,
+  // the log-sum-exp and the loss in double, rounded once at the end.
   const int64_t rows = logits.shape()[0], C = logits.shape()[1];
   const DType dt = logits.dtype();
   check_targets(b, target, ignore_index, C);
-  const Targets tg = targets_of(b, target, ignore_index, dt);
+  const Targets tg = targets_of(b, target, ignore_index, DType::F64);
   Tensor mx = reduce_last(b, ReduceOp::Max, logits);
-  Tensor z = bin(b, BinaryOp::Add,
-                 un(b, UnaryOp::Log, reduce_last(b, ReduceOp::Sum, un(b, UnaryOp::Exp, bin(b, BinaryOp::Sub, logits, mx)))),
-                 mx);  // (rows, 1)
+  const Tensor sh = cast(b, bin(b, BinaryOp::Sub, logits, mx), DType::F64);
+  Tensor z = bin(b, BinaryOp::Add, un(b, UnaryOp::Log, reduce_last(b, ReduceOp::Sum, un(b, UnaryOp::Exp, sh))),
+                 cast(b, mx, DType::F64));  // (rows, 1)
   b.copy(view(z, lse.shape()), lse);
   // The target logit of every row: element r * C + t_r of the flat logits.
   std::vector<int64_t> base(static_cast<size_t>(rows));
@@ -643,9 +645,10 @@ void cross_entropy(Backend& b, const Tensor& logits, const Tensor& target, int64
   Tensor picked = empty(b, {rows, 1}, dt);
   b.index_select(view(logits, {rows * C, 1}), flat_ids, picked, "cross_entropy");
   // (1 - s) (z - l_t) + s (z - mean_i l_i), 0 on ignored rows
-  const Tensor nll = bin(b, BinaryOp::Sub, z, picked);
-  const Tensor smooth =
-      bin(b, BinaryOp::Sub, z, un(b, UnaryOp::MulScalar, reduce_last(b, ReduceOp::Sum, logits), 1.0 / double(C)));
+  const Tensor nll = bin(b, BinaryOp::Sub, z, cast(b, picked, DType::F64));
+  const Tensor smooth = bin(b, BinaryOp::Sub, z,
+                            bin(b, BinaryOp::Div, reduce_last(b, ReduceOp::Sum, cast(b, logits, DType::F64)),
+                                scalar(b, double(C), DType::F64)));
   const Tensor l = bin(b, BinaryOp::Add, un(b, UnaryOp::MulScalar, nll, 1.0 - smoothing),
                        un(b, UnaryOp::MulScalar, smooth, smoothing));
   b.copy(view(bin(b, BinaryOp::Mul, l, tg.valid), loss.shape()), loss);
@@ -678,17 +681,22 @@ void adam_step(Backend& b, const std::vector<AdamSlot>& slots, const AdamHyper& 
       else
         g = bin(b, BinaryOp::Add, g, un(b, UnaryOp::MulScalar, p, h.weight_decay));
     }
+    // The CPU kernel's order of operations (tensor/cpu/optim.cpp), its scalars rounded to
+    // the parameter's dtype: m = m b1 + (1-b1) g; v = v b2 + ((1-b2) g) g;
+    // p -= (lr/bc1 m) / (sqrt(v) / sqrt(bc2) + eps).
+    const DType dt = p.dtype();
     b.binary(BinaryOp::Add, un(b, UnaryOp::MulScalar, m, h.beta1), un(b, UnaryOp::MulScalar, g, 1.0 - h.beta1), m);
     b.binary(BinaryOp::Add, un(b, UnaryOp::MulScalar, v, h.beta2),
-             un(b, UnaryOp::MulScalar, un(b, UnaryOp::Square, g), 1.0 - h.beta2), v);
+             bin(b, BinaryOp::Mul, un(b, UnaryOp::MulScalar, g, 1.0 - h.beta2), g), v);
     Tensor vv = v;
     if (s.vmax.defined()) {
       Tensor vmax = s.vmax;
       b.binary(BinaryOp::Max, vmax, v, vmax);
       vv = vmax;
     }
-    Tensor den = un(b, UnaryOp::AddScalar, un(b, UnaryOp::MulScalar, un(b, UnaryOp::Sqrt, vv), 1.0 / std::sqrt(bc2)), h.eps);
-    Tensor upd = un(b, UnaryOp::MulScalar, bin(b, BinaryOp::Div, m, den), h.lr / bc1);
+    Tensor den = un(b, UnaryOp::AddScalar, bin(b, BinaryOp::Div, un(b, UnaryOp::Sqrt, vv), scalar(b, std::sqrt(bc2), dt)),
+                    h.eps);
+    Tensor upd = bin(b, BinaryOp::Div, un(b, UnaryOp::MulScalar, m, h.lr / bc1), den);
     b.binary(BinaryOp::Sub, p, upd, p);
   }
 }

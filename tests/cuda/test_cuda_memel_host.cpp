@@ -9,7 +9,10 @@
 
 #include <cstring>
 
+#include "autograd/ops.h"
+#include "core/rng.h"
 #include "tensor/backend.h"
+#include "tensor/cuda/functors.h"
 #include "tensor/cuda/memel_functors.h"
 #include "tensor/ms_hist.h"
 
