@@ -1,8 +1,9 @@
 // The CUDA backend's memel kernels (tensor/cuda/memel_functors.h) run on the host through
-// the functors the GPU runs, against the CPU backend's kernels: the pass visits a neuron's
-// elements in the CPU's order, so moments, scores, the window and the merge agree bit for
-// bit (the GPU's sum of the variances is a block tree, the one difference left: here it
-// is summed in the CPU's order).
+// the functors the GPU runs, against the CPU backend's kernels. The pass visits a neuron's
+// elements in the CPU's order; counts, the histogram, the merge and the inhibition agree
+// bit for bit, the moments and scores to rounding (the compilers contract a * b + c into
+// fused multiply-adds in different places; the GPU's sum of the variances is a block tree,
+// here it is summed in the CPU's order).
 #include <doctest/doctest.h>
 
 #include "support.h"
@@ -92,7 +93,10 @@ TEST_CASE("cuda memel functors on the host: the pass, the merge and the inhibiti
       run_on_host(MemelHistAddF{counts.data(), got[6].data<double>()}, bins.count());
       for (size_t i = 0; i < ref.size(); ++i) {
         INFO("output ", i);
-        CHECK(same(got[i], ref[i]));
+        if (i == 0 || i == 5 || i == 6)  // counts
+          CHECK(same(got[i], ref[i]));
+        else
+          CHECK(rel_err(got[i], ref[i]) <= (dt == DType::F64 ? 1e-13 : 1e-6));
       }
       if (g.window) CHECK(sum(ref[6]).item() > 2.0 * double(bins.count()));
 
