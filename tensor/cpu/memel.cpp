@@ -220,7 +220,10 @@ void memel_pass(const Tensor& x, const Tensor& mask, const Tensor& count, const 
     for (size_t p = 0; p < m.size(); ++p)
       std::fill(valid.begin() + p * block, valid.begin() + (p + 1) * block, uint8_t(m[p] != 0));
   }
-  std::vector<double> work(static_cast<size_t>(2 * C));
+  // Per-neuron shift and denominators, each written before it is read: kept per thread
+  // between calls (a ConvGRU tap has 10^5-10^6 neurons and runs every time step).
+  thread_local std::vector<double> work;
+  if (work.size() < static_cast<size_t>(2 * C)) work.resize(static_cast<size_t>(2 * C));
   double* shift = work.data();
   double* dn = shift + C;
   double *cnt = nullptr, *s1 = nullptr, *s2 = nullptr;
