@@ -10,7 +10,6 @@
 
 #include "autograd/ops_util.h"
 #include "core/thread_pool.h"
-#include "tensor/host_stage.h"
 
 namespace memel {
 
@@ -50,256 +49,31 @@ Geometry geometry(const Tensor& x, const MemelOptions& o, Shape* neuron_shape) {
   return g;
 }
 
-// Validity per element from a mask that covers a prefix of x's shape (batch first).
-std::vector<uint8_t> expand_mask(const Tensor& mask, const Tensor& x) {
-  std::vector<uint8_t> valid;
-  if (!mask.defined()) return valid;
+// The padding mask on x's device, checked to cover leading axes of x (undefined: none).
+Tensor check_mask(const Tensor& mask, const Tensor& x) {
+  if (!mask.defined()) return mask;
   MEMEL_CHECK(mask.dim() >= 1 && mask.dim() <= x.dim(), "[memel] mask ", shape_str(mask.shape()),
               " must cover leading axes of the input ", shape_str(x.shape()));
   for (int64_t i = 0; i < mask.dim(); ++i)
     MEMEL_CHECK(mask.shape()[i] == x.shape()[i], "[memel] mask ", shape_str(mask.shape()),
                 " does not match the leading axes of the input ", shape_str(x.shape()));
-  std::vector<double> m = mask.to_vector();
-  const int64_t block = x.numel() / std::max<int64_t>(mask.numel(), 1);
-  valid.resize(static_cast<size_t>(x.numel()));
-  for (size_t p = 0; p < m.size(); ++p)
-    std::fill(valid.begin() + p * block, valid.begin() + (p + 1) * block, uint8_t(m[p] != 0));
-  return valid;
+  Tensor m = mask.to(x.device());
+  return m.is_contiguous() ? m : m.contiguous_copy();
 }
 
-// How many of the n candidates in a scope to take (threshold: decided per element).
-int64_t select_count(const MemelOptions& o, int64_t n) {
-  switch (o.select) {
-    case MemelSelect::TopK: return std::min(o.k, n);
-    case MemelSelect::TopLog: return n <= 1 ? n : std::min<int64_t>(n, static_cast<int64_t>(std::ceil(std::log2(double(n)))));
-    case MemelSelect::Ratio: return std::min<int64_t>(n, static_cast<int64_t>(std::ceil(o.ratio * double(n) - 1e-9)));
-    case MemelSelect::Threshold: return n;
-  }
-  return 0;
-}
-
-// Selects within [begin, end) of phi (flat indices); masked elements have phi < 0.
-// Order: phi descending, ties toward the lower index. Appends ascending indices.
-template <typename T>
-void select_range(const T* phi, int64_t begin, int64_t end, const MemelOptions& o, std::vector<int64_t>& out) {
-  const bool all_ties = o.ties == MemelTies::All;
-  if (o.select == MemelSelect::TopK && o.k == 1) {
-    // The first largest valid score (ties toward the lower index): a branch-free maximum
-    // (masked -1 and NaN never win), then the first index holding it.
-    T best = T(-0.5);
-    for (int64_t i = begin; i < end; ++i) best = phi[i] > best ? phi[i] : best;
-    if (best < T(0)) return;
-    int64_t i = begin;
-    while (phi[i] != best) ++i;
-    out.push_back(i);
-    if (all_ties)  // the authors' (max == phi): every element tied with the maximum
-      for (++i; i < end; ++i)
-        if (phi[i] == best) out.push_back(i);
-    return;
-  }
-  std::vector<int64_t> cand;
-  cand.reserve(static_cast<size_t>(end - begin));
-  for (int64_t i = begin; i < end; ++i)
-    if (phi[i] >= T(0)) cand.push_back(i);
-  const int64_t n = static_cast<int64_t>(cand.size());
-  if (n == 0) return;
-  std::vector<int64_t> chosen;
-  if (o.select == MemelSelect::Threshold) {
-    for (int64_t i : cand)
-      if (double(phi[i]) > o.threshold) chosen.push_back(i);
-  } else {
-    const int64_t k = select_count(o, n);
-    auto better = [phi](int64_t a, int64_t b) { return phi[a] > phi[b] || (phi[a] == phi[b] && a < b); };
-    if (k == 1 && !all_ties) {
-      int64_t best = cand[0];
-      for (int64_t i : cand)
-        if (better(i, best)) best = i;
-      chosen.push_back(best);
-    } else if (k > 0) {
-      std::nth_element(cand.begin(), cand.begin() + (k - 1), cand.end(), better);
-      chosen.assign(cand.begin(), cand.begin() + k);
-      if (all_ties) {
-        // Every candidate whose score equals the k-th largest joins (the authors' kthvalue rule).
-        const T kth = phi[cand[k - 1]];
-        for (auto it = cand.begin() + k; it != cand.end(); ++it)
-          if (phi[*it] == kth) chosen.push_back(*it);
-      }
-    }
-  }
-  std::sort(chosen.begin(), chosen.end());
-  out.insert(out.end(), chosen.begin(), chosen.end());
-}
-
-// Per-neuron denominators v_i + eps * mean(v), with the zero-variance fallback.
-template <typename T>
-void make_denoms(const T* var, int64_t C, double eps, double* dn) {
-  double sv = 0;
-  for (int64_t j = 0; j < C; ++j) sv += double(var[j]);
-  const double mean_v = sv / double(std::max<int64_t>(C, 1));
-  parallel_for(C, 16384, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const double d = double(var[j]) + eps * mean_v;
-      dn[j] = d > 0 ? d : (mean_v > 0 ? mean_v : 1.0);
-    }
-  });
-}
-
-// What one pass over the activation does: Stats accumulates the batch sums per neuron
-// (shifted by `shift`), Score writes the MS of every element against the running
-// statistics, Window adds the scores to the dump window (ms_sum, ms_n and the histogram).
-template <typename T>
-struct Pass {
-  const T* x;
-  T* phi;
-  const uint8_t* valid;  // per element, or null for "all valid"
-  int64_t blocks, C, inner;
-  const T* mu;                        // running means (scoring)
-  const double *shift, *dn;           // per neuron
-  double *s1, *s2, *cnt, *psum, *pn;  // per neuron accumulators
-  const MsHistBins* bins;
-};
-
-// Neurons [c0, c1) over every block, in a fixed order per neuron (so the sums do not
-// depend on how neurons are split between threads). Counts of the histogram go to `hist`
-// (4 interleaved copies, so that runs of equal bins do not wait on each other).
-template <typename T, bool Masked, bool Stats, bool Score, bool Window>
-void run_pass(const Pass<T>& a, int64_t c0, int64_t c1, uint32_t* hist) {
-  const int64_t nb = Window ? a.bins->count() : 0;
-  const T* __restrict x = a.x;
-  T* __restrict phi = a.phi;
-  const uint8_t* __restrict valid = a.valid;
-  const T* __restrict mu = a.mu;
-  const double* __restrict shift = a.shift;
-  const double* __restrict dn = a.dn;
-  double* __restrict s1 = a.s1;
-  double* __restrict s2 = a.s2;
-  double* __restrict cnt = a.cnt;
-  double* __restrict psum = a.psum;
-  double* __restrict pn = a.pn;
-  for (int64_t blk = 0; blk < a.blocks; ++blk) {
-    const int64_t base = blk * a.C * a.inner;
-    if (a.inner == 1) {
-      // Element neurons: neuron c is element c of the block; vectorises over c.
-      const T* xr = x + base;
-      T* pr = phi + base;
-      const uint8_t* vr = Masked ? valid + base : nullptr;
-#pragma GCC ivdep
-      for (int64_t c = c0; c < c1; ++c) {
-        const double z = double(xr[c]);
-        const bool ok = !Masked || vr[c] != 0;
-        if (Stats) {
-          const double d = ok ? z - shift[c] : 0.0;
-          s1[c] += d;
-          s2[c] += d * d;
-          if (Masked) cnt[c] += ok ? 1.0 : 0.0;
-        }
-        if (Score) {
-          const double e = z - double(mu[c]);
-          const double p = e * e / dn[c];
-          pr[c] = ok ? T(p) : T(-1);
-          if (Window) {
-            psum[c] += ok ? p : 0.0;
-            if (Masked) pn[c] += ok ? 1.0 : 0.0;
-          }
-        }
-      }
-      if (Window)
-        for (int64_t c = c0; c < c1; ++c)
-          if (!Masked || vr[c]) ++hist[(c & 3) * nb + (*a.bins)(double(pr[c]))];
-    } else {
-      // Channel neurons: a run of `inner` elements per neuron.
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t off = base + c * a.inner;
-        const double sh = Stats ? shift[c] : 0.0, m = Score ? double(mu[c]) : 0.0, d0 = Score ? dn[c] : 1.0;
-        double a1 = 0, a2 = 0, an = 0, ap = 0, aw = 0;
-        for (int64_t t = 0; t < a.inner; ++t) {
-          const int64_t i = off + t;
-          const bool ok = !Masked || valid[i];
-          const double z = double(x[i]);
-          if (Stats) {
-            const double d = ok ? z - sh : 0.0;
-            a1 += d;
-            a2 += d * d;
-            an += ok ? 1.0 : 0.0;
-          }
-          if (Score) {
-            const double e = z - m;
-            const double p = e * e / d0;
-            phi[i] = ok ? T(p) : T(-1);
-            if (Window && ok) {
-              ap += p;
-              aw += 1.0;
-              ++hist[(t & 3) * nb + (*a.bins)(double(phi[i]))];
-            }
-          }
-        }
-        if (Stats) {
-          s1[c] += a1;
-          s2[c] += a2;
-          if (Masked) cnt[c] += an;
-        }
-        if (Window) {
-          psum[c] += ap;
-          if (Masked) pn[c] += aw;
-        }
-      }
-    }
-  }
-}
-
-// Runs a pass over all neurons on the thread pool and merges the histogram counts
-// (integers, so the result does not depend on the split).
-template <typename T, bool Stats, bool Score, bool Window>
-void run_pass_all(const Pass<T>& a, double* ms_hist) {
-  const int64_t per_neuron = a.blocks * a.inner;
-  const int64_t nb = Window ? a.bins->count() : 0;
-  std::mutex mu;
-  parallel_for(a.C, std::max<int64_t>(1, 8192 / std::max<int64_t>(per_neuron, 1)), [&](int64_t c0, int64_t c1) {
-    std::vector<uint32_t> hist(static_cast<size_t>(4 * nb), 0);
-    if (a.valid)
-      run_pass<T, true, Stats, Score, Window>(a, c0, c1, hist.data());
-    else
-      run_pass<T, false, Stats, Score, Window>(a, c0, c1, hist.data());
-    if (!Window) return;
-    std::lock_guard<std::mutex> lk(mu);
-    for (int64_t k = 0; k < nb; ++k)
-      ms_hist[k] += double(hist[k]) + double(hist[nb + k]) + double(hist[2 * nb + k]) + double(hist[3 * nb + k]);
-  });
-  if (!a.valid) {
-    // Without a mask every element counts.
-    const double n = double(per_neuron);
-    for (int64_t c = 0; c < a.C; ++c) {
-      if (Stats) a.cnt[c] += n;
-      if (Window) a.pn[c] += n;
-    }
-  }
+MemelSelectSpec select_spec(const MemelOptions& o, int64_t scopes, int64_t n) {
+  MemelSelectSpec s;
+  s.scopes = scopes;
+  s.n = n;
+  s.rule = o.select == MemelSelect::TopK ? 0 : o.select == MemelSelect::TopLog ? 1 : o.select == MemelSelect::Ratio ? 2 : 3;
+  s.k = o.k;
+  s.ratio = o.ratio;
+  s.threshold = o.threshold;
+  s.all_ties = o.ties == MemelTies::All;
+  return s;
 }
 
 }  // namespace
-
-MsHistBins::MsHistBins(int64_t bins, double lo, double hi) {
-  const int64_t inner = bins - 2;
-  for (int64_t i = 0; i <= inner && bins > 1; ++i)
-    edges_.push_back(lo * std::pow(hi / lo, double(i) / double(std::max<int64_t>(inner, 1))));
-  for (size_t i = 1; i < edges_.size(); ++i)  // 17 digits: such a range does not show at the default 6
-    MEMEL_CHECK(edges_[i] > edges_[i - 1], "[memel] histogram of ", bins, " bins from hist_min ", std::setprecision(17),
-                lo, " to hist_max ", hi, ": log-spaced edges round to equal values; use fewer bins or a wider range");
-  if (edges_.size() < 2) return;
-  key0_ = key(edges_.front());
-  const uint64_t last = key(edges_.back());
-  MEMEL_CHECK(last - key0_ < (uint64_t(1) << 24), "[memel] histogram range ", lo, " .. ", hi, " is too wide");
-  table_.resize(static_cast<size_t>(last - key0_ + 1));
-  for (uint64_t k = key0_; k <= last; ++k) {
-    const uint64_t bits = k << 45;
-    double v;
-    std::memcpy(&v, &bits, sizeof v);
-    table_[k - key0_] = static_cast<uint32_t>(std::upper_bound(edges_.begin(), edges_.end(), v) - edges_.begin());
-  }
-  // An entry spans a factor of at most 2^(1/128); edges further apart than that never
-  // share an entry.
-  wide_ = true;
-  for (size_t i = 1; i < edges_.size(); ++i) wide_ = wide_ && edges_[i] > edges_[i - 1] * 1.01;
-}
 
 MemelLayer::MemelLayer(MemelOptions opts) : Module("MemelLayer"), opts_(std::move(opts)) {
   opts_.validate();
@@ -371,22 +145,17 @@ Tensor MemelLayer::score(const Tensor& x_in) const {
               shape_str(neuron_shape_));
   MEMEL_CHECK(x.dtype() == stats_.mean.dtype(), "[memel] input dtype ", dtype_name(x.dtype()),
               " differs from the statistics dtype ", dtype_name(stats_.mean.dtype()));
-  const Device dev = x.device();
-  Tensor phi;
-  std::vector<double> dn(static_cast<size_t>(g.C));
-  NeuronStats st = stats_;
-  // The pass is host code: on a device the host cannot address it runs on host copies.
-  on_host({&x, &st.mean, &st.var}, {}, [&] {
-    phi = Tensor::empty(x.shape(), x.dtype());
-    MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
-      using T = scalar_t;
-      make_denoms(st.var.data<T>(), g.C, opts_.eps, dn.data());
-      Pass<T> a{x.data<T>(), phi.data<T>(), nullptr, g.B * g.outer, g.C, g.inner, st.mean.data<T>(), nullptr,
-                dn.data(), nullptr, nullptr, nullptr, nullptr, nullptr, &bins_};
-      run_pass_all<T, false, true, false>(a, nullptr);
-    });
-  });
-  return phi.to(dev);
+  Tensor phi = Tensor::empty(x.shape(), x.dtype(), x.device());
+  MemelPass ps;
+  ps.blocks = g.B * g.outer;
+  ps.C = g.C;
+  ps.inner = g.inner;
+  ps.score = true;
+  ps.eps = opts_.eps;
+  Tensor none;
+  backend_for(x).memel_pass(x, Tensor(), stats_.count, stats_.mean, stats_.var, ps, none, none, none, phi, none, none,
+                            none);
+  return phi;
 }
 
 Tensor MemelLayer::forward(const Tensor& x_in) {
@@ -422,114 +191,66 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     MEMEL_CHECK(opts_.k <= scope_n, "[memel] k = ", opts_.k, " is larger than the ", scope_n, " elements in each ",
                 to_string(opts_.scope), " scope");
   }
-  const std::vector<uint8_t> valid = expand_mask(mask_, x);
+  const Tensor mask = check_mask(mask_, x);
   const bool update = training;
   const int64_t seen = batches_seen();
   const bool warm = seen >= opts_.warmup;
   const Device dev = x.device();
-  Tensor phi;
+  Backend& be = backend_for(x);
+  const int64_t C = g.C;
+  Tensor phi = Tensor::empty(x.shape(), x.dtype(), dev);
+  MemelPass ps;
+  ps.blocks = g.B * g.outer;
+  ps.C = C;
+  ps.inner = g.inner;
+  ps.eps = opts_.eps;
+  ps.bins = &bins_;
+  if (update && (!bcount_.defined() || bcount_.numel() != C || bcount_.device() != dev)) {
+    bcount_ = Tensor::empty({C}, DType::F64, dev);
+    bmean_ = Tensor::empty({C}, DType::F64, dev);
+    bvar_ = Tensor::empty({C}, DType::F64, dev);
+  }
+  Tensor none;
+  // The batch's moments, then their merge into the running statistics.
+  auto merge_batch = [&] {
+    // Here the batch moments (bcount_, bmean_, bvar_: count, mean, biased variance per
+    // neuron) are complete and not yet merged: a reduction across ranks belongs here.
+    stats_.merge(bcount_, bmean_, bvar_, MergeRule{opts_.forget_batches, opts_.count_ahead});
+    batches_.fill_(double(seen + 1));
+  };
+  // One read of the activation: batch moments, and unless scoring after the update, the
+  // scores against the history together with the dump window.
+  const bool score_now = !opts_.score_after_update || !update;
+  ps.moments = update;
+  ps.score = score_now;
+  ps.window = update && score_now;
+  Tensor& bc = update ? bcount_ : none;
+  Tensor& bm = update ? bmean_ : none;
+  Tensor& bv = update ? bvar_ : none;
+  be.memel_pass(x, mask, stats_.count, stats_.mean, stats_.var, ps, bc, bm, bv, phi, ms_sum_, ms_n_, ms_hist_);
+  if (!score_now) {
+    // Authors' order: score against the statistics that include this batch.
+    merge_batch();
+    ps.moments = false;
+    ps.score = ps.window = true;
+    be.memel_pass(x, mask, stats_.count, stats_.mean, stats_.var, ps, none, none, none, phi, ms_sum_, ms_n_,
+                  ms_hist_);
+  }
+  // Selection (the indices come back to the host).
   std::vector<int64_t> selected;
-  Tensor vals;
-  const int64_t C = g.C, blocks = g.B * g.outer;
-  // Work arrays: shift and denominators (each written before it is read), batch sums s1
-  // and s2, batch counts (zeroed).
-  scratch_.resize(static_cast<size_t>(6 * C));
-  std::fill(scratch_.begin() + 2 * C, scratch_.begin() + 5 * C, 0.0);
-  double* shift = scratch_.data();
-  double* dn = shift + C;
-  double* s1 = dn + C;
-  double* s2 = s1 + C;
-  double* cnt = s2 + C;
-  double* mu_scored = cnt + C;  // the means the scores used (pre-merge when scoring first)
-
-  // The pass, merge and selection are host code: on a device the host cannot address
-  // they run on host copies of the input and the layer's state (tensor/host_stage.h).
-  on_host({&x}, {&stats_.count, &stats_.mean, &stats_.var, &inhibited_, &ms_sum_, &ms_n_, &ms_hist_}, [&] {
-  phi = Tensor::empty(x.shape(), x.dtype());
-  MEMEL_DISPATCH_FLOAT(x.dtype(), "memel", [&] {
-    using T = scalar_t;
-    const T* px = x.data<T>();
-    T* pm = stats_.count.data<T>();
-    T* pmu = stats_.mean.data<T>();
-    Pass<T> a{px, phi.data<T>(), valid.empty() ? nullptr : valid.data(), blocks, C, g.inner, pmu, shift, dn, s1, s2,
-              cnt, ms_sum_.data<double>(), ms_n_.data<double>(), &bins_};
-    double* ph = ms_hist_.data<double>();
-    // The batch sums are shifted by the running mean, or by the neuron's first valid value
-    // in the batch when it has no history, so that they stay well conditioned.
-    if (update)
-      parallel_for(C, 16384, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) {
-          if (double(pm[c]) > 0) {
-            shift[c] = double(pmu[c]);
-            continue;
-          }
-          shift[c] = 0.0;  // no valid value in this batch: the neuron gets no sums
-          for (int64_t blk = 0, found = 0; blk < blocks && !found; ++blk)
-            for (int64_t t = 0; t < g.inner && !found; ++t) {
-              const int64_t i = (blk * C + c) * g.inner + t;
-              if (valid.empty() || valid[i]) {
-                shift[c] = double(px[i]);
-                found = 1;
-              }
-            }
-        }
-      });
-    // One read of the activation: batch sums, and unless scoring after the update, the
-    // scores against the history together with the dump window.
-    const bool score_now = !opts_.score_after_update || !update;
-    if (score_now) {
-      make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
-      for (int64_t c = 0; c < C; ++c) mu_scored[c] = double(pmu[c]);
-    }
-    if (update && score_now)
-      run_pass_all<T, true, true, true>(a, ph);
-    else if (update)
-      run_pass_all<T, true, false, false>(a, ph);
-    else
-      run_pass_all<T, false, true, false>(a, ph);
-    if (update) {
-      parallel_for(C, 16384, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c)
-          if (cnt[c] > 0) {
-            const double m1 = s1[c] / cnt[c];                   // mean of (z - shift)
-            s2[c] = std::max(0.0, s2[c] / cnt[c] - m1 * m1);  // biased batch variance
-            s1[c] = shift[c] + m1;
-          }
-      });
-      stats_.merge(cnt, s1, s2, MergeRule{opts_.forget_batches, opts_.count_ahead});
-      batches_.fill_(double(seen + 1));
-    }
-    if (!score_now) {
-      // Authors' order: score against the statistics that include this batch.
-      make_denoms(stats_.var.data<T>(), C, opts_.eps, dn);
-      for (int64_t c = 0; c < C; ++c) mu_scored[c] = double(pmu[c]);
-      run_pass_all<T, false, true, true>(a, ph);
-    }
-    // Selection.
-    const T* pphi = phi.data<T>();
-    if (opts_.inhibits() && warm) {
-      if (opts_.scope == MemelScope::Batch) {
-        select_range<T>(pphi, 0, x.numel(), opts_, selected);
-      } else {
-        std::vector<std::vector<int64_t>> per(static_cast<size_t>(g.B));
-        parallel_for(g.B, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t b = b0; b < b1; ++b) select_range<T>(pphi, b * g.n, (b + 1) * g.n, opts_, per[b]);
-        });
-        for (auto& v : per) selected.insert(selected.end(), v.begin(), v.end());
-      }
-    }
-    if (update) {
-      double* pin = inhibited_.data<double>();
-      for (int64_t i : selected) pin[g.neuron(i % g.n)] += 1;
-    }
-    // Replacement values: the mean each selected element was scored against (the
-    // pre-merge mean when scoring before the merge, the paper's Algorithm 2).
-    vals = Tensor::empty({int64_t(selected.size())}, DType::F64);
-    double* pval = vals.data<double>();
-    for (size_t s = 0; s < selected.size(); ++s) pval[s] = mu_scored[g.neuron(selected[s] % g.n)];
-  });
-  });
-  phi = phi.to(dev);
+  if (opts_.inhibits() && warm)
+    selected = opts_.scope == MemelScope::Batch ? be.memel_select(phi, select_spec(opts_, 1, x.numel()))
+                                                : be.memel_select(phi, select_spec(opts_, g.B, g.n));
+  // Replacement values: the mean each selected element was scored against (the pre-merge
+  // mean when scoring before the merge, the paper's Algorithm 2), and the inhibition counts.
+  Tensor vals = Tensor::empty({int64_t(selected.size())}, DType::F64, dev);
+  if (!selected.empty()) {
+    std::vector<int64_t> neuron(selected.size());
+    for (size_t j = 0; j < selected.size(); ++j) neuron[j] = g.neuron(selected[j] % g.n);
+    const Tensor ids = Tensor::from_vector(neuron, {int64_t(neuron.size())}).to(dev);
+    be.memel_inhibit(ids, stats_.mean, update ? inhibited_ : none, vals);
+  }
+  if (update && score_now) merge_batch();
   last_scores_ = phi;
   last_selected_ = selected;
   if (selected.empty()) return x_in;

@@ -214,6 +214,61 @@ void Backend::sum_squares(const std::vector<Tensor>& ts, Tensor& out) {
 }
 void Backend::sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) { fallback::sum_squares(*this, ts, out); }
 
+void Backend::memel_pass(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean,
+                         const Tensor& var, const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar,
+                         Tensor& phi, Tensor& ms_sum, Tensor& ms_n, Tensor& ms_hist) {
+  MEMEL_CHECK(x.numel() == s.blocks * s.C * s.inner, "[memel_pass] x of ", x.numel(), " elements for ", s.blocks,
+              " blocks of ", s.C, " neurons x ", s.inner);
+  MEMEL_CHECK(!s.window || (s.score && s.bins), "[memel_pass] the dump window needs the scores and the bins");
+  if (mask.defined())
+    MEMEL_CHECK(mask.numel() > 0 && x.numel() % mask.numel() == 0, "[memel_pass] mask of ", mask.numel(),
+                " elements for an input of ", x.numel());
+  if (fallbacks_forced())
+    fallback::memel_pass(*this, x, mask, count, mean, var, s, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist);
+  else
+    memel_pass_fused(x, mask, count, mean, var, s, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist);
+}
+void Backend::memel_pass_fused(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean,
+                               const Tensor& var, const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar,
+                               Tensor& phi, Tensor& ms_sum, Tensor& ms_n, Tensor& ms_hist) {
+  fallback::memel_pass(*this, x, mask, count, mean, var, s, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist);
+}
+
+void Backend::memel_merge(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                          const Tensor& bvar, int64_t forget_batches, bool count_ahead) {
+  MEMEL_CHECK(bcount.numel() == count.numel() && bmean.numel() == count.numel() && bvar.numel() == count.numel(),
+              "[memel_merge] batch moments of ", bcount.numel(), " neurons for statistics of ", count.numel());
+  if (fallbacks_forced())
+    fallback::memel_merge(*this, count, mean, var, bcount, bmean, bvar, forget_batches, count_ahead);
+  else
+    memel_merge_fused(count, mean, var, bcount, bmean, bvar, forget_batches, count_ahead);
+}
+void Backend::memel_merge_fused(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                                const Tensor& bvar, int64_t forget_batches, bool count_ahead) {
+  fallback::memel_merge(*this, count, mean, var, bcount, bmean, bvar, forget_batches, count_ahead);
+}
+
+std::vector<int64_t> Backend::memel_select(const Tensor& phi, const MemelSelectSpec& s) {
+  MEMEL_CHECK(phi.numel() == s.scopes * s.n, "[memel_select] scores of ", phi.numel(), " elements for ", s.scopes,
+              " scopes of ", s.n);
+  if (fallbacks_forced()) return fallback::memel_select(*this, phi, s);
+  return memel_select_fused(phi, s);
+}
+std::vector<int64_t> Backend::memel_select_fused(const Tensor& phi, const MemelSelectSpec& s) {
+  return fallback::memel_select(*this, phi, s);
+}
+
+void Backend::memel_inhibit(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values) {
+  MEMEL_CHECK(values.numel() == ids.numel(), "[memel_inhibit] ", values.numel(), " values for ", ids.numel(), " ids");
+  if (fallbacks_forced())
+    fallback::memel_inhibit(*this, ids, mean, inhibited, values);
+  else
+    memel_inhibit_fused(ids, mean, inhibited, values);
+}
+void Backend::memel_inhibit_fused(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values) {
+  fallback::memel_inhibit(*this, ids, mean, inhibited, values);
+}
+
 void Backend::no_winograd() const { MEMEL_FAIL("[winograd_conv2d] no Winograd algorithm on ", device().str()); }
 void Backend::no_conv() const { MEMEL_FAIL("[conv2d] no direct convolution algorithm on ", device().str()); }
 

@@ -26,6 +26,7 @@
 namespace memel {
 
 class Allocator;
+class MsHistBins;  // tensor/ms_hist.h
 
 enum class UnaryOp : uint8_t {
   Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Square, Reciprocal, Sin, Cos,
@@ -69,6 +70,35 @@ struct WindowGeometry {
 // Strides, padding, dilation and groups of a 2-d convolution (Backend::conv_forward).
 struct ConvGeometry {
   int sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+};
+
+// The memel layer's pass over an activation x viewed as (blocks, C, inner), contiguous:
+// element (b, c, t) belongs to neuron c (memel/layer.cpp). What one call does:
+//   moments  the batch moments of every neuron over its valid elements: count (F64),
+//            mean (F64) and biased variance (F64), from sums shifted by the running mean
+//            (or, for a neuron without history, its first valid value in the batch);
+//            a neuron without valid elements gets 0, 0, 0;
+//   score    phi = (x - mean)^2 / (var + eps * mean over neurons of var) against the
+//            running statistics (memel_denom in tensor/memel_math.h), -1 where invalid;
+//   window   (with score) adds phi to the dump window: ms_sum += sum of phi (as computed,
+//            in double), ms_n += count of valid elements, ms_hist[bin(float phi)] += 1.
+struct MemelPass {
+  int64_t blocks = 0, C = 0, inner = 1;
+  bool moments = false, score = false, window = false;
+  double eps = 0.01;
+  const MsHistBins* bins = nullptr;  // with window
+};
+// Selection over the scores phi of `scopes` consecutive runs of n elements (-1 or NaN:
+// not a candidate): rule 0 top_k (k), 1 top_log, 2 ratio, 3 threshold (phi > threshold);
+// the count of the others from the scope's candidates (memel_select_count); order phi
+// descending, ties toward the lower index; all_ties adds every candidate equal to the
+// last one taken.
+struct MemelSelectSpec {
+  int64_t scopes = 0, n = 0;
+  int rule = 0;
+  int64_t k = 1;
+  double ratio = 0.0, threshold = 0.0;
+  bool all_ties = false;
 };
 
 class Backend {
@@ -190,6 +220,25 @@ class Backend {
   void sgd_step(const std::vector<SgdSlot>& slots, const SgdHyper& h);
   // out (scalar, F64) = sum over the tensors of the sum of their squared elements.
   void sum_squares(const std::vector<Tensor>& ts, Tensor& out);
+  // The memel layer (memel/layer.cpp). memel_pass: x as MemelPass says (floating dtype T);
+  // mask undefined or of any dtype with x.numel() a multiple of its numel m (element i is
+  // valid when mask[i / (x.numel() / m)] != 0); count, mean, var (C) in T, the running
+  // statistics; bcount, bmean, bvar (C) F64 written with moments; phi (x's shape, T)
+  // written with score; ms_sum, ms_n (C) and ms_hist (bins) F64 accumulated with window.
+  // Tensors a call does not use may be undefined.
+  void memel_pass(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean, const Tensor& var,
+                  const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar, Tensor& phi, Tensor& ms_sum,
+                  Tensor& ms_n, Tensor& ms_hist);
+  // Merges batch moments (bcount, bmean, bvar: F64) into the running statistics (count,
+  // mean, var, in place; memel/stats.h has the rule).
+  void memel_merge(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                   const Tensor& bvar, int64_t forget_batches, bool count_ahead);
+  // The selected flat indices of phi (contiguous (scopes * n)), ascending within each
+  // scope, scopes in order: a host vector (the selection leaves the device).
+  std::vector<int64_t> memel_select(const Tensor& phi, const MemelSelectSpec& s);
+  // For selected elements of neurons ids (k, I64): values (k, F64) = mean[ids] (mean in
+  // the statistics' dtype), and inhibited (C, F64; undefined: not counted) += 1 per id.
+  void memel_inhibit(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values);
 
   // Winograd convolution, an algorithm a backend may have (no composed form: conv2d picks
   // im2col + GEMM where a backend has none). Groups 1, stride 1, dilation 1, a square
@@ -273,6 +322,13 @@ class Backend {
   virtual void adam_step_fused(const std::vector<AdamSlot>& slots, const AdamHyper& h);
   virtual void sgd_step_fused(const std::vector<SgdSlot>& slots, const SgdHyper& h);
   virtual void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out);
+  virtual void memel_pass_fused(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean,
+                                const Tensor& var, const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar,
+                                Tensor& phi, Tensor& ms_sum, Tensor& ms_n, Tensor& ms_hist);
+  virtual void memel_merge_fused(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                                 const Tensor& bvar, int64_t forget_batches, bool count_ahead);
+  virtual std::vector<int64_t> memel_select_fused(const Tensor& phi, const MemelSelectSpec& s);
+  virtual void memel_inhibit_fused(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values);
 
  private:
   [[noreturn]] void no_winograd() const;

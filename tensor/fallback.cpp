@@ -4,8 +4,12 @@
 // device memory from the host except a scalar in an error path.
 #include "tensor/fallback.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "tensor/memel_math.h"
+#include "tensor/ms_hist.h"
 
 namespace memel::fallback {
 namespace {
@@ -623,14 +627,16 @@ Targets targets_of(Backend& b, const Tensor& target, int64_t ignore_index, DType
 
 void cross_entropy(Backend& b, const Tensor& logits, const Tensor& target, int64_t ignore_index, double smoothing,
                    Tensor& loss, Tensor& lse) {
+  // As the CPU kernel: the row maximum and the differences l - max in the logits' dtype,
+  // the log-sum-exp and the loss in double, rounded once at the end.
   const int64_t rows = logits.shape()[0], C = logits.shape()[1];
   const DType dt = logits.dtype();
   check_targets(b, target, ignore_index, C);
-  const Targets tg = targets_of(b, target, ignore_index, dt);
+  const Targets tg = targets_of(b, target, ignore_index, DType::F64);
   Tensor mx = reduce_last(b, ReduceOp::Max, logits);
-  Tensor z = bin(b, BinaryOp::Add,
-                 un(b, UnaryOp::Log, reduce_last(b, ReduceOp::Sum, un(b, UnaryOp::Exp, bin(b, BinaryOp::Sub, logits, mx)))),
-                 mx);  // (rows, 1)
+  const Tensor sh = cast(b, bin(b, BinaryOp::Sub, logits, mx), DType::F64);
+  Tensor z = bin(b, BinaryOp::Add, un(b, UnaryOp::Log, reduce_last(b, ReduceOp::Sum, un(b, UnaryOp::Exp, sh))),
+                 cast(b, mx, DType::F64));  // (rows, 1)
   b.copy(view(z, lse.shape()), lse);
   // The target logit of every row: element r * C + t_r of the flat logits.
   std::vector<int64_t> base(static_cast<size_t>(rows));
@@ -639,9 +645,10 @@ void cross_entropy(Backend& b, const Tensor& logits, const Tensor& target, int64
   Tensor picked = empty(b, {rows, 1}, dt);
   b.index_select(view(logits, {rows * C, 1}), flat_ids, picked, "cross_entropy");
   // (1 - s) (z - l_t) + s (z - mean_i l_i), 0 on ignored rows
-  const Tensor nll = bin(b, BinaryOp::Sub, z, picked);
-  const Tensor smooth =
-      bin(b, BinaryOp::Sub, z, un(b, UnaryOp::MulScalar, reduce_last(b, ReduceOp::Sum, logits), 1.0 / double(C)));
+  const Tensor nll = bin(b, BinaryOp::Sub, z, cast(b, picked, DType::F64));
+  const Tensor smooth = bin(b, BinaryOp::Sub, z,
+                            bin(b, BinaryOp::Div, reduce_last(b, ReduceOp::Sum, cast(b, logits, DType::F64)),
+                                scalar(b, double(C), DType::F64)));
   const Tensor l = bin(b, BinaryOp::Add, un(b, UnaryOp::MulScalar, nll, 1.0 - smoothing),
                        un(b, UnaryOp::MulScalar, smooth, smoothing));
   b.copy(view(bin(b, BinaryOp::Mul, l, tg.valid), loss.shape()), loss);
@@ -674,17 +681,22 @@ void adam_step(Backend& b, const std::vector<AdamSlot>& slots, const AdamHyper& 
       else
         g = bin(b, BinaryOp::Add, g, un(b, UnaryOp::MulScalar, p, h.weight_decay));
     }
+    // The CPU kernel's order of operations (tensor/cpu/optim.cpp), its scalars rounded to
+    // the parameter's dtype: m = m b1 + (1-b1) g; v = v b2 + ((1-b2) g) g;
+    // p -= (lr/bc1 m) / (sqrt(v) / sqrt(bc2) + eps).
+    const DType dt = p.dtype();
     b.binary(BinaryOp::Add, un(b, UnaryOp::MulScalar, m, h.beta1), un(b, UnaryOp::MulScalar, g, 1.0 - h.beta1), m);
     b.binary(BinaryOp::Add, un(b, UnaryOp::MulScalar, v, h.beta2),
-             un(b, UnaryOp::MulScalar, un(b, UnaryOp::Square, g), 1.0 - h.beta2), v);
+             bin(b, BinaryOp::Mul, un(b, UnaryOp::MulScalar, g, 1.0 - h.beta2), g), v);
     Tensor vv = v;
     if (s.vmax.defined()) {
       Tensor vmax = s.vmax;
       b.binary(BinaryOp::Max, vmax, v, vmax);
       vv = vmax;
     }
-    Tensor den = un(b, UnaryOp::AddScalar, un(b, UnaryOp::MulScalar, un(b, UnaryOp::Sqrt, vv), 1.0 / std::sqrt(bc2)), h.eps);
-    Tensor upd = un(b, UnaryOp::MulScalar, bin(b, BinaryOp::Div, m, den), h.lr / bc1);
+    Tensor den = un(b, UnaryOp::AddScalar, bin(b, BinaryOp::Div, un(b, UnaryOp::Sqrt, vv), scalar(b, std::sqrt(bc2), dt)),
+                    h.eps);
+    Tensor upd = bin(b, BinaryOp::Div, un(b, UnaryOp::MulScalar, m, h.lr / bc1), den);
     b.binary(BinaryOp::Sub, p, upd, p);
   }
 }
@@ -714,6 +726,260 @@ void sum_squares(Backend& b, const std::vector<Tensor>& ts, Tensor& out) {
     Tensor s = empty(b, Shape(size_t(t.dim()), 1), DType::F64);
     b.reduce(ReduceOp::Sum, un(b, UnaryOp::Square, cast(b, t, DType::F64)), s);
     b.binary(BinaryOp::Add, out, view(s, {}), out);
+  }
+}
+
+// --- the memel layer ------------------------------------------------------------------------
+// Everything in double (as the CPU kernel), on (blocks, C, inner) views; the sums run in
+// the core reduction's order, so the results agree with the fused kernel to rounding.
+
+namespace {
+
+// Validity (blocks, C, inner) F64 of 1/0 from a mask of a prefix (memel_pass's rule).
+Tensor memel_valid(Backend& b, const Tensor& mask, const MemelPass& s) {
+  const int64_t N = s.blocks * s.C * s.inner, m = mask.numel(), blk = N / m;
+  const Tensor flag = bin(b, BinaryOp::Ne, cast(b, view(mask.contiguous_copy(), {m, 1}), DType::F64),
+                          scalar(b, 0.0, DType::F64));
+  Tensor v = empty(b, {s.blocks, s.C, s.inner}, DType::F64);
+  Tensor vf = view(v, {m, blk});
+  b.copy(expand_to(flag, {m, blk}), vf);
+  return v;
+}
+
+// Sum over the block and inner axes of t (blocks, C, inner) -> (C) F64, in the CPU
+// kernel's order: a partial sum per block (over inner), then the partials block by block,
+// after `init` (C) when given.
+Tensor per_neuron_sum(Backend& b, const Tensor& t, const Tensor& init = Tensor()) {
+  const int64_t B = t.shape()[0], C = t.shape()[1];
+  Tensor part = empty(b, {B + (init.defined() ? 1 : 0), C, 1}, DType::F64);
+  if (init.defined()) {
+    Tensor head = part.as_strided({1, C, 1}, {C, 1, 1}, part.offset());
+    b.copy(view(init, {1, C, 1}), head);
+  }
+  Tensor rest = part.as_strided({B, C, 1}, {C, 1, 1}, part.offset() + (init.defined() ? C : 0));
+  b.reduce(ReduceOp::Sum, t, rest);
+  Tensor out = empty(b, {1, C, 1}, DType::F64);
+  b.reduce(ReduceOp::Sum, part, out);
+  return view(out, {C});
+}
+
+}  // namespace
+
+void memel_pass(Backend& b, const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean,
+                const Tensor& var, const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar, Tensor& phi,
+                Tensor& ms_sum, Tensor& ms_n, Tensor& ms_hist) {
+  const int64_t C = s.C, L = s.blocks * s.inner;
+  const Shape shp{s.blocks, C, s.inner}, ns{1, C, 1};
+  const Tensor xd = cast(b, view(x, shp), DType::F64);
+  const Tensor valid = mask.defined() ? memel_valid(b, mask, s) : Tensor();
+  const Tensor zero = scalar(b, 0.0, DType::F64);
+  const Tensor cnt = valid.defined() ? per_neuron_sum(b, valid) : full(b, {C}, double(L), DType::F64);
+  if (s.moments && C > 0) {
+    // The shift: the running mean where the neuron has history, else its first valid value
+    // in the batch (block-major, then inner): the first maximum of validity per neuron.
+    Tensor first;
+    if (L == 0) {
+      first = full(b, {C}, 0.0, DType::F64);
+    } else {
+      Tensor vperm = empty(b, {C, s.blocks, s.inner}, DType::F64), xperm = empty(b, {C, s.blocks, s.inner}, DType::F64);
+      const Shape pst{s.inner, s.blocks * s.inner, 1};  // (C, blocks, inner) view of (blocks, C, inner)
+      if (valid.defined()) b.copy(valid.as_strided({C, s.blocks, s.inner}, pst, valid.offset()), vperm);
+      else b.fill(vperm, 1.0);
+      b.copy(xd.as_strided({C, s.blocks, s.inner}, pst, xd.offset()), xperm);
+      Tensor am = empty(b, {C}, DType::I64);
+      b.argmax_last(view(vperm, {C, L}), am);
+      std::vector<double> base(static_cast<size_t>(C));
+      for (int64_t c = 0; c < C; ++c) base[size_t(c)] = double(c * L);
+      const Tensor flat = cast(b, bin(b, BinaryOp::Add, cast(b, am, DType::F64), constant(b, base, {C}, DType::F64)),
+                               DType::I64);
+      first = empty(b, {C, 1}, DType::F64);
+      b.index_select(view(xperm, {C * L, 1}), flat, first, "memel_pass");
+      first = view(first, {C});
+    }
+    const Tensor has = bin(b, BinaryOp::Gt, cast(b, view(count, {C}), DType::F64), zero);
+    const Tensor shift = where(b, has, cast(b, view(mean, {C}), DType::F64), first);
+    Tensor d = bin(b, BinaryOp::Sub, xd, view(shift, ns));
+    if (valid.defined()) d = bin(b, BinaryOp::Mul, d, valid);
+    const Tensor s1 = per_neuron_sum(b, d), s2 = per_neuron_sum(b, un(b, UnaryOp::Square, d));
+    const Tensor m1 = bin(b, BinaryOp::Div, s1, cnt);
+    const Tensor v = un(b, UnaryOp::ClampMin, bin(b, BinaryOp::Sub, bin(b, BinaryOp::Div, s2, cnt), un(b, UnaryOp::Square, m1)), 0.0);
+    const Tensor any = bin(b, BinaryOp::Gt, cnt, zero);
+    Tensor bc = view(bcount, {C}), mb = view(bmean, {C}), vb = view(bvar, {C});
+    b.copy(cnt, bc);
+    b.where(any, bin(b, BinaryOp::Add, shift, m1), expand_to(zero, {C}), mb);
+    b.where(any, v, expand_to(zero, {C}), vb);
+  }
+  if (!s.score) return;
+  // Denominators var + eps * mean(var), with the zero-variance fallback.
+  const Tensor vd = cast(b, view(var, {C}), DType::F64);
+  Tensor sv = empty(b, {1}, DType::F64);
+  if (C > 0) b.reduce(ReduceOp::Sum, vd, sv);
+  else b.fill(sv, 0.0);
+  const Tensor mean_v = un(b, UnaryOp::MulScalar, sv, 1.0 / double(std::max<int64_t>(C, 1)));
+  const Tensor d0 = bin(b, BinaryOp::Add, vd, un(b, UnaryOp::MulScalar, mean_v, s.eps));
+  const Tensor alt = where(b, bin(b, BinaryOp::Gt, mean_v, zero), mean_v, scalar(b, 1.0, DType::F64));
+  const Tensor dn = where(b, bin(b, BinaryOp::Gt, d0, zero), d0, alt);
+  const Tensor e = bin(b, BinaryOp::Sub, xd, view(cast(b, mean, DType::F64), ns));
+  Tensor p = bin(b, BinaryOp::Div, un(b, UnaryOp::Square, e), view(dn, ns));  // (blocks, C, inner)
+  Tensor phv = view(phi, shp);
+  b.copy(valid.defined() ? where(b, valid, p, scalar(b, -1.0, DType::F64)) : p, phv);
+  if (!s.window) return;
+  if (valid.defined()) p = bin(b, BinaryOp::Mul, p, valid);
+  Tensor su = view(ms_sum, {C}), sn = view(ms_n, {C});
+  b.copy(per_neuron_sum(b, p, su), su);
+  b.binary(BinaryOp::Add, sn, cnt, sn);
+  // The histogram of the stored (rounded) scores: a first guess of the bin from the log
+  // spacing of the edges, corrected twice against the exact edges, then counted with
+  // index_add (integer counts, in a fixed order).
+  const std::vector<double>& edges = s.bins->edges();
+  const int64_t ne = static_cast<int64_t>(edges.size()), N = x.numel();
+  if (N == 0) return;
+  const Tensor pr = view(cast(b, phv, DType::F64), {N});
+  Tensor k;
+  if (ne == 0) {
+    k = full(b, {N}, 0.0, DType::F64);
+  } else {
+    const double lo = edges.front(), hi = edges.back();
+    const double scale = ne > 1 ? double(ne - 1) / std::log(hi / lo) : 0.0;
+    const Tensor pos = bin(b, BinaryOp::Gt, pr, zero);  // NaN: 0
+    const Tensor lp = un(b, UnaryOp::Log, where(b, pos, pr, scalar(b, lo, DType::F64)));
+    Tensor g = un(b, UnaryOp::AddScalar, un(b, UnaryOp::MulScalar, un(b, UnaryOp::AddScalar, lp, -std::log(lo)), scale), 1.0);
+    g = un(b, UnaryOp::ClampMax, un(b, UnaryOp::ClampMin, g, 0.0), double(ne));
+    k = cast(b, cast(b, g, DType::I64), DType::F64);  // truncation of a value >= 0: floor
+    std::vector<double> ext(static_cast<size_t>(ne + 2));
+    ext[0] = -kInf;
+    for (int64_t i = 0; i < ne; ++i) ext[size_t(i + 1)] = edges[size_t(i)];
+    ext[size_t(ne + 1)] = kInf;
+    const Tensor ext_t = constant(b, ext, {ne + 2, 1}, DType::F64);
+    const Tensor prc = where(b, bin(b, BinaryOp::Eq, pr, pr), pr, scalar(b, -kInf, DType::F64));  // NaN: bin 0
+    for (int round = 0; round < 2; ++round) {
+      // bin k holds [ext[k], ext[k + 1])
+      const Tensor ki = cast(b, k, DType::I64);
+      Tensor lower = empty(b, {N, 1}, DType::F64), upper = empty(b, {N, 1}, DType::F64);
+      b.index_select(ext_t, ki, lower, "memel_pass");
+      b.index_select(ext_t, cast(b, un(b, UnaryOp::AddScalar, k, 1.0), DType::I64), upper, "memel_pass");
+      const Tensor up = bin(b, BinaryOp::Ge, prc, view(upper, {N}));
+      const Tensor down = bin(b, BinaryOp::Lt, prc, view(lower, {N}));
+      k = bin(b, BinaryOp::Sub, bin(b, BinaryOp::Add, k, up), down);
+    }
+  }
+  const Tensor w = valid.defined() ? view(valid, {N, 1}) : full(b, {N, 1}, 1.0, DType::F64);
+  Tensor h = view(ms_hist, {s.bins->count(), 1});
+  b.index_add(w, cast(b, k, DType::I64), h, "memel_pass");
+}
+
+void memel_merge(Backend& b, Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                 const Tensor& bvar, int64_t forget_batches, bool count_ahead) {
+  const int64_t C = count.numel();
+  const Shape ns{C};
+  const DType dt = mean.dtype();
+  const Tensor zero = scalar(b, 0.0, DType::F64), one = scalar(b, 1.0, DType::F64);
+  const Tensor bc = cast(b, view(bcount.contiguous_copy(), ns), DType::F64);
+  const Tensor mb = cast(b, view(bmean.contiguous_copy(), ns), DType::F64);
+  const Tensor vb = cast(b, view(bvar.contiguous_copy(), ns), DType::F64);
+  const Tensor m_true = cast(b, view(count, ns), DType::F64), mu = cast(b, view(mean, ns), DType::F64),
+               v = cast(b, view(var, ns), DType::F64);
+  Tensor m = m_true;
+  if (count_ahead) m = where(b, bin(b, BinaryOp::Gt, m_true, zero), bin(b, BinaryOp::Add, m_true, bc), m_true);
+  const Tensor cap = un(b, UnaryOp::MulScalar, bc, double(forget_batches));
+  if (forget_batches > 0) m = bin(b, BinaryOp::Min, m, cap);
+  const Tensor n = bin(b, BinaryOp::Add, m, bc);
+  const Tensor new_mu = bin(b, BinaryOp::Div, bin(b, BinaryOp::Add, bin(b, BinaryOp::Mul, m, mu), bin(b, BinaryOp::Mul, bc, mb)), n);
+  const Tensor dd = bin(b, BinaryOp::Sub, mu, mb);
+  const Tensor n1 = un(b, UnaryOp::AddScalar, n, -1.0);
+  const Tensor t1 = bin(b, BinaryOp::Div, bin(b, BinaryOp::Mul, bin(b, BinaryOp::Mul, m, bc), un(b, UnaryOp::Square, dd)),
+                        bin(b, BinaryOp::Mul, n1, n));
+  const Tensor hist = where(b, bin(b, BinaryOp::Gt, m, zero), bin(b, BinaryOp::Mul, un(b, UnaryOp::AddScalar, m, -1.0), v), zero);
+  const Tensor t2 = bin(b, BinaryOp::Div, bin(b, BinaryOp::Add, bin(b, BinaryOp::Mul, bc, vb), hist), n1);
+  const Tensor new_v = where(b, bin(b, BinaryOp::Gt, n, one), bin(b, BinaryOp::Add, t1, t2), zero);
+  Tensor stored = bin(b, BinaryOp::Add, m_true, bc);
+  if (forget_batches > 0) stored = bin(b, BinaryOp::Min, stored, cap);
+  // Neurons without values in this batch keep their statistics.
+  const Tensor take = bin(b, BinaryOp::Gt, bc, zero);
+  auto put = [&](Tensor& dst, const Tensor& nv, const Tensor& old) {
+    Tensor out = view(dst, ns);
+    b.copy(where(b, take, nv, old), out);
+  };
+  put(count, stored, m_true);
+  put(mean, new_mu, mu);
+  put(var, new_v, v);
+  (void)dt;
+}
+
+std::vector<int64_t> memel_select(Backend& b, const Tensor& phi_in, const MemelSelectSpec& s) {
+  std::vector<int64_t> out;
+  if (s.scopes == 0 || s.n == 0) return out;
+  const Shape sh{s.scopes, s.n};
+  const Tensor phi = cast(b, view(phi_in.contiguous_copy(), sh), DType::F64);
+  const Tensor zero = scalar(b, 0.0, DType::F64);
+  const Tensor cand = bin(b, BinaryOp::Ge, phi, zero);  // NaN and -1: not candidates
+  // Reads a (scopes, n) 1/0 tensor back and appends its set indices (scope by scope).
+  std::vector<std::vector<int64_t>> per(static_cast<size_t>(s.scopes));
+  auto take_mask = [&](const Tensor& m) {
+    const std::vector<double> h = m.to(Device::cpu()).to_vector();
+    for (int64_t q = 0; q < s.scopes; ++q)
+      for (int64_t i = 0; i < s.n; ++i)
+        if (h[size_t(q * s.n + i)] != 0) per[size_t(q)].push_back(q * s.n + i);
+  };
+  if (s.rule == 3) {
+    take_mask(bin(b, BinaryOp::Mul, cand, bin(b, BinaryOp::Gt, phi, scalar(b, s.threshold, DType::F64))));
+  } else {
+    const std::vector<double> nc = reduce_last(b, ReduceOp::Sum, cand).to(Device::cpu()).to_vector();
+    std::vector<int64_t> kq(static_cast<size_t>(s.scopes));
+    int64_t kmax = 0;
+    for (int64_t q = 0; q < s.scopes; ++q) {
+      kq[size_t(q)] = memel_select_count(s.rule, s.k, s.ratio, static_cast<int64_t>(nc[size_t(q)]));
+      kmax = std::max(kmax, kq[size_t(q)]);
+    }
+    // k rounds of "the first maximum of each scope", each taken out of the running.
+    Tensor work = where(b, cand, phi, scalar(b, -kInf, DType::F64));
+    Tensor am = empty(b, {s.scopes}, DType::I64);
+    std::vector<int64_t> last(static_cast<size_t>(s.scopes), -1);
+    for (int64_t t = 0; t < kmax; ++t) {
+      b.argmax_last(work, am);
+      const std::vector<int64_t> a = am.to(Device::cpu()).to_vector_as<int64_t>();
+      std::vector<int64_t> flat(static_cast<size_t>(s.scopes));
+      for (int64_t q = 0; q < s.scopes; ++q) {
+        flat[size_t(q)] = q * s.n + a[size_t(q)];
+        if (t < kq[size_t(q)]) {
+          per[size_t(q)].push_back(flat[size_t(q)]);
+          last[size_t(q)] = flat[size_t(q)];
+        }
+      }
+      Tensor wf = view(work, {s.scopes * s.n, 1});
+      b.index_put(full(b, {s.scopes, 1}, -kInf, DType::F64), constant(b, flat, {s.scopes}, DType::I64), wf,
+                  "memel_select");
+    }
+    if (s.all_ties && kmax > 0) {
+      // Every remaining candidate equal to the last one taken (NaN where none was taken).
+      std::vector<int64_t> ids;
+      std::vector<double> none;
+      for (int64_t q = 0; q < s.scopes; ++q) ids.push_back(std::max<int64_t>(last[size_t(q)], 0));
+      Tensor kth = empty(b, {s.scopes, 1}, DType::F64);
+      b.index_select(view(phi, {s.scopes * s.n, 1}), constant(b, ids, {s.scopes}, DType::I64), kth, "memel_select");
+      std::vector<double> has(static_cast<size_t>(s.scopes));
+      for (int64_t q = 0; q < s.scopes; ++q) has[size_t(q)] = last[size_t(q)] >= 0 ? 1.0 : 0.0;
+      kth = where(b, constant(b, has, {s.scopes, 1}, DType::F64), kth, scalar(b, std::nan(""), DType::F64));
+      take_mask(bin(b, BinaryOp::Eq, work, kth));
+    }
+  }
+  for (auto& v : per) {
+    std::sort(v.begin(), v.end());
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+void memel_inhibit(Backend& b, const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values) {
+  const int64_t k = ids.numel(), C = mean.numel();
+  if (k == 0) return;
+  const Tensor id = view(ids.contiguous_copy(), {k});
+  Tensor got = empty(b, {k, 1}, mean.dtype());
+  b.index_select(view(mean.contiguous_copy(), {C, 1}), id, got, "memel_inhibit");
+  b.copy(view(got, values.shape()), values);
+  if (inhibited.defined()) {
+    Tensor inh = view(inhibited, {C, 1});
+    b.index_add(full(b, {k, 1}, 1.0, DType::F64), id, inh, "memel_inhibit");
   }
 }
 

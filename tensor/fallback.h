@@ -35,5 +35,9 @@ void cross_entropy_backward(Backend& b, const Tensor& logits, const Tensor& targ
 void adam_step(Backend& b, const std::vector<AdamSlot>& slots, const AdamHyper& h);
 void sgd_step(Backend& b, const std::vector<SgdSlot>& slots, const SgdHyper& h);
 void sum_squares(Backend& b, const std::vector<Tensor>& ts, Tensor& out);
+void memel_pass(Backend& b, const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean, const Tensor& var, const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar, Tensor& phi, Tensor& ms_sum, Tensor& ms_n, Tensor& ms_hist);
+void memel_merge(Backend& b, Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean, const Tensor& bvar, int64_t forget_batches, bool count_ahead);
+std::vector<int64_t> memel_select(Backend& b, const Tensor& phi, const MemelSelectSpec& s);
+void memel_inhibit(Backend& b, const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values);
 
 }  // namespace memel::fallback

@@ -17,6 +17,7 @@
 #include "tensor/cpu/attention.h"
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/gru.h"
+#include "tensor/cpu/memel.h"
 #include "tensor/cpu/optim.h"
 #include "tensor/cpu/strided.h"
 #include "tensor/cpu/vec_math.h"
@@ -852,6 +853,21 @@ class CpuBackend final : public Backend {
   void adam_step_fused(const std::vector<AdamSlot>& slots, const AdamHyper& h) override { cpu::adam_step(slots, h); }
   void sgd_step_fused(const std::vector<SgdSlot>& slots, const SgdHyper& h) override { cpu::sgd_step(slots, h); }
   void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) override { cpu::sum_squares(ts, out); }
+  void memel_pass_fused(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean, const Tensor& var,
+                        const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar, Tensor& phi, Tensor& ms_sum,
+                        Tensor& ms_n, Tensor& ms_hist) override {
+    cpu::memel_pass(x, mask, count, mean, var, s, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist);
+  }
+  void memel_merge_fused(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                         const Tensor& bvar, int64_t forget_batches, bool count_ahead) override {
+    cpu::memel_merge(count, mean, var, bcount, bmean, bvar, forget_batches, count_ahead);
+  }
+  std::vector<int64_t> memel_select_fused(const Tensor& phi, const MemelSelectSpec& s) override {
+    return cpu::memel_select(phi, s);
+  }
+  void memel_inhibit_fused(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values) override {
+    cpu::memel_inhibit(ids, mean, inhibited, values);
+  }
 
   void im2col_fused(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, Tensor& cols) override {
     const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];

@@ -21,6 +21,7 @@
 #include "tensor/cuda/functors.h"
 #include "tensor/cuda/kernels.h"
 #include "tensor/cuda/launch.cuh"
+#include "tensor/cuda/memel.h"
 #include "tensor/cuda/multi_launch.cuh"
 
 namespace memel {
@@ -590,6 +591,24 @@ class CudaBackend final : public Backend {
       });
   }
   void sum_squares_fused(const std::vector<Tensor>& ts, Tensor& out) override { cuda::sum_squares(ctx(), ts, out); }
+  // The memel layer's kernels (tensor/cuda/memel.cu).
+  void memel_pass_fused(const Tensor& x, const Tensor& mask, const Tensor& count, const Tensor& mean, const Tensor& var,
+                        const MemelPass& s, Tensor& bcount, Tensor& bmean, Tensor& bvar, Tensor& phi, Tensor& ms_sum,
+                        Tensor& ms_n, Tensor& ms_hist) override {
+    cuda::memel_pass(ctx(), x, mask, count, mean, var, s, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist);
+  }
+  void memel_merge_fused(Tensor& count, Tensor& mean, Tensor& var, const Tensor& bcount, const Tensor& bmean,
+                         const Tensor& bvar, int64_t forget_batches, bool count_ahead) override {
+    cuda::memel_merge(ctx(), count, mean, var, bcount, bmean, bvar, forget_batches, count_ahead);
+  }
+  std::vector<int64_t> memel_select_fused(const Tensor& phi, const MemelSelectSpec& s) override {
+    std::vector<int64_t> out;
+    if (cuda::memel_select(ctx(), phi, s, out)) return out;
+    return Backend::memel_select_fused(phi, s);
+  }
+  void memel_inhibit_fused(const Tensor& ids, const Tensor& mean, Tensor& inhibited, Tensor& values) override {
+    cuda::memel_inhibit(ctx(), ids, mean, inhibited, values);
+  }
 
  private:
   const Context& ctx() const {

@@ -355,3 +355,206 @@ TEST_CASE("backend ops: every backend against the CPU, fused kernels against the
     }
   MESSAGE(checked, " case runs compared");
 }
+
+// --- the memel layer's kernels (Backend::memel_pass, memel_merge, memel_select,
+// memel_inhibit): not autograd ops, so checked here directly, on every backend and under
+// FallbackScope, against the CPU's kernels.
+
+namespace {
+
+struct PassCase {
+  std::string what;
+  int64_t blocks, C, inner;
+  bool masked, moments, score, window;
+  double eps;
+};
+
+// Inputs of a pass on the CPU: x (blocks, C, inner), mask (blocks, C) or undefined, the
+// running statistics (some neurons without history, one dead), the window accumulators.
+struct PassState {
+  Tensor x, mask, count, mean, var, bcount, bmean, bvar, phi, ms_sum, ms_n, ms_hist;
+};
+
+PassState pass_inputs(const PassCase& c, DType dt, int64_t bins) {
+  PassState s;
+  s.x = uni({c.blocks, c.C, c.inner}, -3, 3, 201, dt);
+  if (c.masked) s.mask = round_to(uni({c.blocks, c.C}, 0, 1, 202, DType::F32), 1.0);
+  std::vector<double> cnt(size_t(c.C)), mu(size_t(c.C)), var(size_t(c.C));
+  for (int64_t i = 0; i < c.C; ++i) {
+    cnt[size_t(i)] = i % 3 == 0 ? 0.0 : double(10 * i);
+    mu[size_t(i)] = cnt[size_t(i)] > 0 ? 0.1 * double(i % 7) - 0.3 : 0.0;
+    var[size_t(i)] = i == 1 ? 0.0 : cnt[size_t(i)] > 0 ? 0.5 + 0.05 * double(i) : 0.0;  // neuron 1 dead
+  }
+  s.count = Tensor::from_vector(cnt, {c.C}, dt);
+  s.mean = Tensor::from_vector(mu, {c.C}, dt);
+  s.var = Tensor::from_vector(var, {c.C}, dt);
+  s.bcount = Tensor::zeros({c.C}, DType::F64);
+  s.bmean = Tensor::zeros({c.C}, DType::F64);
+  s.bvar = Tensor::zeros({c.C}, DType::F64);
+  s.phi = Tensor::zeros(s.x.shape(), dt);
+  s.ms_sum = Tensor::full({c.C}, 0.5, DType::F64);
+  s.ms_n = Tensor::full({c.C}, 2.0, DType::F64);
+  s.ms_hist = Tensor::full({bins}, 1.0, DType::F64);
+  return s;
+}
+
+std::vector<Tensor> run_pass(const PassCase& c, DType dt, Device d) {
+  const MsHistBins bins(12, 1e-3, 10.0);
+  PassState s = pass_inputs(c, dt, bins.count());
+  for (Tensor* t : {&s.x, &s.mask, &s.count, &s.mean, &s.var, &s.bcount, &s.bmean, &s.bvar, &s.phi, &s.ms_sum, &s.ms_n,
+                    &s.ms_hist})
+    if (t->defined()) *t = t->to(d);
+  MemelPass p;
+  p.blocks = c.blocks;
+  p.C = c.C;
+  p.inner = c.inner;
+  p.moments = c.moments;
+  p.score = c.score;
+  p.window = c.window;
+  p.eps = c.eps;
+  p.bins = &bins;
+  backend_for(d).memel_pass(s.x, s.mask, s.count, s.mean, s.var, p, s.bcount, s.bmean, s.bvar, s.phi, s.ms_sum, s.ms_n,
+                            s.ms_hist);
+  std::vector<Tensor> out;
+  for (const Tensor& t : {s.bcount, s.bmean, s.bvar, s.phi, s.ms_sum, s.ms_n, s.ms_hist}) out.push_back(t.to(Device::cpu()));
+  return out;
+}
+
+void compare_exact_or(const std::vector<Tensor>& got, const std::vector<Tensor>& ref, double tol,
+                      const std::vector<std::string>& names, const std::set<std::string>& exact) {
+  REQUIRE(got.size() == ref.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO(names[i]);
+    REQUIRE(got[i].shape() == ref[i].shape());
+    if (exact.count(names[i]))
+      CHECK(got[i].to_vector() == ref[i].to_vector());
+    else
+      CHECK(rel_err(got[i], ref[i]) <= tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("backend ops: memel_pass on every backend and composed, against the CPU") {
+  const std::vector<PassCase> cases{
+      {"element neurons: moments, scores and window", 6, 20, 1, false, true, true, true, 0.01},
+      {"element neurons, masked", 6, 20, 1, true, true, true, true, 0.01},
+      {"channel neurons (inner 5), masked", 3, 4, 5, true, true, true, true, 0.01},
+      {"channel neurons, moments only", 4, 3, 7, false, true, false, false, 0.01},
+      {"scores only (eval), eps 0 with a dead neuron", 5, 9, 2, false, false, true, false, 0.0},
+      {"scores and window, masked, eps 0", 2, 6, 3, true, false, true, true, 0.0},
+      {"one block, odd sizes", 1, 7, 3, false, true, true, true, 0.01},
+  };
+  const std::vector<std::string> names{"bcount", "bmean", "bvar", "phi", "ms_sum", "ms_n", "ms_hist"};
+  for (const PassCase& c : cases)
+    for (DType dt : {DType::F32, DType::F64}) {
+      INFO("memel_pass: ", c.what, " in ", std::string(dtype_name(dt)));
+      const std::vector<Tensor> ref = run_pass(c, dt, Device::cpu());
+      // The pass did what it was asked for: a moment, score and histogram count changed.
+      if (c.moments) CHECK(sum(ref[0]).item() > 0);
+      if (c.score) CHECK(sum(abs(ref[3])).item() > 0);
+      if (c.window) CHECK(sum(ref[6]).item() > double(ref[6].numel()));
+      for (Device d : available_devices()) {
+        INFO("on ", d.str());
+        const double tol = dt == DType::F64 ? 1e-12 : 2e-6;
+        if (d != Device::cpu()) compare_exact_or(run_pass(c, dt, d), ref, tol, names, {"bcount", "ms_n", "ms_hist"});
+        FallbackScope composed;
+        compare_exact_or(run_pass(c, dt, d), ref, tol, names, {"bcount", "ms_n", "ms_hist"});
+      }
+    }
+}
+
+TEST_CASE("backend ops: memel_merge on every backend and composed, against the CPU") {
+  for (DType dt : {DType::F32, DType::F64})
+    for (int64_t forget : {int64_t(0), int64_t(2)})
+      for (bool ahead : {false, true}) {
+        INFO("memel_merge in ", std::string(dtype_name(dt)), ", forget ", forget, ", count_ahead ", ahead);
+        auto run = [&](Device d) {
+          std::vector<double> m{0, 0, 5, 40, 1, 3}, mu{0, 0, 0.5, -1, 2, 0.25}, v{0, 0, 0.3, 2, 0, 1.5};
+          std::vector<double> b{4, 0, 3, 8, 1, 0}, mb{1.5, 9, -0.5, 0.25, 3, 7}, vb{0.5, 9, 0.1, 1, 0, 7};
+          Tensor count = Tensor::from_vector(m, {2, 3}, dt).to(d), mean = Tensor::from_vector(mu, {2, 3}, dt).to(d),
+                 var = Tensor::from_vector(v, {2, 3}, dt).to(d);
+          backend_for(d).memel_merge(count, mean, var, Tensor::from_vector(b, {6}, DType::F64).to(d),
+                                     Tensor::from_vector(mb, {6}, DType::F64).to(d),
+                                     Tensor::from_vector(vb, {6}, DType::F64).to(d), forget, ahead);
+          return std::vector<Tensor>{count.to(Device::cpu()), mean.to(Device::cpu()), var.to(Device::cpu())};
+        };
+        const std::vector<Tensor> ref = run(Device::cpu());
+        // Neuron 1 had no values in the batch: unchanged; neuron 0 starts from the batch.
+        CHECK(ref[1].to_vector()[1] == 0.0);
+        CHECK(ref[1].to_vector()[0] == doctest::Approx(1.5));
+        CHECK(ref[0].to_vector()[3] == (forget ? 16.0 : 48.0));
+        for (Device d : available_devices()) {
+          INFO("on ", d.str());
+          const double tol = dt == DType::F64 ? 1e-12 : 2e-6;
+          if (d != Device::cpu()) compare_exact_or(run(d), ref, tol, {"count", "mean", "var"}, {"count"});
+          FallbackScope composed;
+          compare_exact_or(run(d), ref, tol, {"count", "mean", "var"}, {"count"});
+        }
+      }
+}
+
+TEST_CASE("backend ops: memel_select and memel_inhibit on every backend and composed, against the CPU") {
+  // Scores of 3 scopes of 8 with ties, invalid (-1) and NaN elements.
+  const double nan = std::nan("");
+  const std::vector<double> phi{0.5, 2.0, 2.0, -1, 0.1, nan, 2.0, 0.3,   //
+                                -1, -1, -1, -1, -1, -1, -1, -1,          // no candidate
+                                0.7, 0.7, 0.2, 0.9, 0.9, 0.05, 0.4, 0.9};
+  struct SelCase {
+    const char* what;
+    MemelSelectSpec s;
+    std::vector<int64_t> expect;  // on the CPU
+  };
+  auto spec = [](int64_t scopes, int64_t n, int rule, int64_t k, double ratio, double thr, bool ties) {
+    MemelSelectSpec s;
+    s.scopes = scopes;
+    s.n = n;
+    s.rule = rule;
+    s.k = k;
+    s.ratio = ratio;
+    s.threshold = thr;
+    s.all_ties = ties;
+    return s;
+  };
+  const std::vector<SelCase> cases{
+      {"top-1 per scope, ties to the lower index", spec(3, 8, 0, 1, 0, 0, false), {1, 19}},
+      {"top-1 with all ties", spec(3, 8, 0, 1, 0, 0, true), {1, 2, 6, 19, 20, 23}},
+      {"top-3", spec(3, 8, 0, 3, 0, 0, false), {1, 2, 6, 19, 20, 23}},
+      {"top-4, ties to the lower index", spec(3, 8, 0, 4, 0, 0, false), {0, 1, 2, 6, 16, 19, 20, 23}},
+      {"top_log over the batch", spec(1, 24, 1, 1, 0, 0, false), {1, 2, 6, 19}},
+      {"ratio 0.25", spec(3, 8, 2, 1, 0.25, 0, false), {1, 2, 19, 20}},
+      {"threshold 0.6", spec(3, 8, 3, 1, 0, 0.6, false), {1, 2, 6, 16, 17, 19, 20, 23}},
+  };
+  for (DType dt : {DType::F32, DType::F64})
+    for (const SelCase& c : cases) {
+      INFO("memel_select: ", c.what, " in ", std::string(dtype_name(dt)));
+      const Tensor p = Tensor::from_vector(phi, {3, 8}, dt);
+      CHECK(cpu_backend().memel_select(p, c.s) == c.expect);
+      for (Device d : available_devices()) {
+        INFO("on ", d.str());
+        CHECK(backend_for(d).memel_select(p.to(d), c.s) == c.expect);
+        FallbackScope composed;
+        CHECK(backend_for(d).memel_select(p.to(d), c.s) == c.expect);
+      }
+    }
+  for (DType dt : {DType::F32, DType::F64}) {
+    INFO("memel_inhibit in ", std::string(dtype_name(dt)));
+    auto run = [&](Device d, bool count) {
+      Tensor mean = Tensor::from_vector(std::vector<double>{0.5, -1.25, 3, 7}, {2, 2}, dt).to(d);
+      Tensor inh = count ? Tensor::from_vector(std::vector<double>{1, 0, 0, 2}, {4}, DType::F64).to(d) : Tensor();
+      Tensor vals = Tensor::zeros({5}, DType::F64, d);
+      backend_for(d).memel_inhibit(Tensor::from_vector(std::vector<int64_t>{1, 3, 1, 0, 1}, {5}).to(d), mean, inh, vals);
+      return std::make_pair(vals.to_vector(), count ? inh.to_vector() : std::vector<double>{});
+    };
+    const auto ref = run(Device::cpu(), true);
+    CHECK(ref.first == std::vector<double>{-1.25, 7, -1.25, 0.5, -1.25});
+    CHECK(ref.second == std::vector<double>{2, 3, 0, 3});
+    for (Device d : available_devices()) {
+      INFO("on ", d.str());
+      CHECK(run(d, true) == ref);
+      CHECK(run(d, false).first == ref.first);
+      FallbackScope composed;
+      CHECK(run(d, true) == ref);
+    }
+  }
+}

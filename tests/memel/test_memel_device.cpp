@@ -1,4 +1,5 @@
-// The memel layer on a device that is not the CPU (`sim`): the same numbers as the CPU.
+// The memel layer on a device that is not the CPU (`sim`, where the pass, merge, selection and
+// inhibition run composed from core kernels, tensor/fallback.cpp): the same numbers as the CPU.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
