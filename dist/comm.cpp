@@ -14,6 +14,8 @@ namespace memel::dist {
 
 namespace {
 
+double g_waited_s = 0;  // time in wait_request (collectives run on one thread)
+
 bool launched_by_mpirun() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
     if (std::getenv(v)) return true;
@@ -45,8 +47,11 @@ void wait_request(MPI_Request& req, double timeout, const char* what, int rank) 
   int flag = 0;
   for (int spins = 0;; ++spins) {
     check_mpi(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
-    if (flag) return;
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (flag) {
+      g_waited_s += waited;
+      return;
+    }
     MEMEL_CHECK(waited < timeout, "[dist] rank ", rank, ": ", what, " did not complete within ", timeout,
                 " s (MEMEL_DIST_TIMEOUT_S); another rank has stopped answering");
     if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -132,6 +137,15 @@ Group::Group() {
               "[dist] started by mpirun with several processes, but this build of memel has no MPI (install "
               "libopenmpi-dev and reconfigure)");
 #endif
+}
+
+double Group::waited_s() const { return g_waited_s; }
+
+void Group::abort(int code) const {
+#ifdef MEMEL_WITH_MPI
+  if (size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::_Exit(code);
 }
 
 Group& Group::world() {

@@ -45,6 +45,11 @@ class Group {
   // The values of every rank, rank-major (every rank must pass the same count).
   std::vector<double> allgather(const std::vector<double>& v) const;
   void barrier() const;
+  // Seconds this process has spent waiting in collectives (all of them, since start).
+  double waited_s() const;
+  // Ends every process of the job at once (MPI_Abort) with this exit code; a no-op in
+  // one process. For a rank that failed while the others may be inside a collective.
+  [[noreturn]] void abort(int code) const;
 
   // A sum started now and finished by wait(): buckets of gradients go out while the
   // backward pass goes on. The tensor must stay alive and untouched until wait().

@@ -496,6 +496,7 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
             s1[c] = shift[c] + m1;
           }
       });
+      if (memel_cross_rank().reduce_moments) memel_cross_rank().reduce_moments(C, cnt, s1, s2);  // issue 24
       stats_.merge(cnt, s1, s2, MergeRule{opts_.forget_batches, opts_.count_ahead});
       batches_.fill_(double(seen + 1));
     }
@@ -508,7 +509,16 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     // Selection.
     const T* pphi = phi.data<T>();
     if (opts_.inhibits() && warm) {
-      if (opts_.scope == MemelScope::Batch) {
+      if (opts_.scope == MemelScope::Batch && memel_cross_rank().gather_scores) {
+        // Data-parallel: selected among the global batch's scores; this process keeps its own.
+        int64_t first = 0;
+        const std::vector<double> all = memel_cross_rank().gather_scores(std::vector<double>(pphi, pphi + x.numel()), first);
+        const std::vector<T> allt(all.begin(), all.end());
+        std::vector<int64_t> global;
+        select_range<T>(allt.data(), 0, int64_t(allt.size()), opts_, global);
+        for (int64_t i : global)
+          if (i >= first && i < first + x.numel()) selected.push_back(i - first);
+      } else if (opts_.scope == MemelScope::Batch) {
         select_range<T>(pphi, 0, x.numel(), opts_, selected);
       } else {
         std::vector<std::vector<int64_t>> per(static_cast<size_t>(g.B));
@@ -649,5 +659,15 @@ std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
 void set_memel_mask(const Module& root, const Tensor& mask) {
   for (auto& [name, layer] : memel_layers(root)) layer->set_mask(mask);
 }
+
+namespace {
+MemelCrossRank& cross_rank_slot() {
+  static MemelCrossRank r;
+  return r;
+}
+}  // namespace
+
+void set_memel_cross_rank(MemelCrossRank r) { cross_rank_slot() = std::move(r); }
+const MemelCrossRank& memel_cross_rank() { return cross_rank_slot(); }
 
 }  // namespace memel
