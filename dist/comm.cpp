@@ -230,6 +230,15 @@ void Group::broadcast(std::vector<double>& v, int root) const {
   v = t.to_vector();
 }
 
+void Group::broadcast_bytes(std::vector<uint8_t>& v, int root) const {
+  if (size_ == 1 || v.empty()) return;
+#ifdef MEMEL_WITH_MPI
+  MPI_Request req;
+  check_mpi(MPI_Ibcast(v.data(), int(v.size()), MPI_BYTE, root, MPI_COMM_WORLD, &req), "MPI_Ibcast");
+  wait_request(req, timeout_s_, "a broadcast", rank_);
+#endif
+}
+
 std::vector<double> Group::allgather(const std::vector<double>& v) const {
   if (size_ == 1) return v;
   std::vector<double> out(v.size() * size_t(size_));

@@ -1,7 +1,7 @@
 #pragma once
 // The processes of a data-parallel job (issue 24): MPI between processes (Open MPI,
 // started with mpirun, one machine or many); NCCL between GPUs, with MPI passing it the
-// unique id, is planned and not built yet. Without mpirun (or in a build without MPI) the job is this one process and
+// unique id, is dist/nccl.h. Without mpirun (or in a build without MPI) the job is this one process and
 // every collective is the identity.
 //
 // Collectives give every rank the same bits: a sum is reduced to rank 0 and broadcast
@@ -42,6 +42,7 @@ class Group {
   // In place: every rank ends with rank `root`'s values.
   void broadcast(Tensor& t, int root = 0) const;
   void broadcast(std::vector<double>& v, int root = 0) const;
+  void broadcast_bytes(std::vector<uint8_t>& v, int root = 0) const;  // e.g. NCCL's unique id
   // The values of every rank, rank-major (every rank must pass the same count).
   std::vector<double> allgather(const std::vector<double>& v) const;
   void barrier() const;
