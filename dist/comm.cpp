@@ -93,6 +93,10 @@ struct Group::Pending::State {
   bool finished = true;
 #ifdef MEMEL_WITH_MPI
   MPI_Request req = MPI_REQUEST_NULL;
+  void start_broadcast() {
+    check_mpi(MPI_Ibcast(host.device_data(), int(host.numel()), mpi_type(host.dtype()), 0, MPI_COMM_WORLD, &req),
+              "MPI_Ibcast");
+  }
 #endif
 };
 
@@ -109,12 +113,22 @@ void Group::Pending::wait() {
   // Reduce to rank 0 (started, in place there), then broadcast rank 0's sum: the same
   // bits on every rank.
   wait_request(s.req, s.timeout, "the gradient all-reduce (reduce to rank 0)", s.rank);
-  check_mpi(MPI_Ibcast(s.host.device_data(), int(s.host.numel()), mpi_type(s.host.dtype()), 0, MPI_COMM_WORLD, &s.req),
-            "MPI_Ibcast");
+  s.start_broadcast();
   wait_request(s.req, s.timeout, "the gradient all-reduce (broadcast)", s.rank);
   if (!s.host.same_storage(s.target)) s.target.copy_from(s.host);
 #endif
   s_->finished = true;
+}
+
+void Group::Pending::progress() {
+  if (!s_ || s_->finished) return;
+#ifdef MEMEL_WITH_MPI
+  State& s = *s_;
+  // Only a test: every rank must start its collectives in the same order, so the
+  // broadcast half starts in wait(), bucket after bucket.
+  int flag = 0;
+  check_mpi(MPI_Test(&s.req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+#endif
 }
 
 Group::Group() {

@@ -62,6 +62,9 @@ class Group {
     Pending& operator=(Pending&&) noexcept;
     void wait();
     bool done() const;
+    // Lets the sum advance without waiting (MPI moves a non-blocking collective on only
+    // inside MPI calls).
+    void progress();
 
    private:
     friend class Group;

@@ -509,8 +509,9 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
     // Selection.
     const T* pphi = phi.data<T>();
     if (opts_.inhibits() && warm) {
-      if (opts_.scope == MemelScope::Batch && memel_cross_rank().gather_scores) {
-        // Data-parallel: selected among the global batch's scores; this process keeps its own.
+      if (opts_.scope == MemelScope::Batch && update && memel_cross_rank().gather_scores) {
+        // Data-parallel training: selected among the global batch's scores; this process
+        // keeps its own (an evaluation runs on rank 0 alone, on its whole batch).
         int64_t first = 0;
         const std::vector<double> all = memel_cross_rank().gather_scores(std::vector<double>(pphi, pphi + x.numel()), first);
         const std::vector<T> allt(all.begin(), all.end());

@@ -51,6 +51,7 @@ std::unique_ptr<autograd::OnGradReady> GradSync::arm() {
 }
 
 void GradSync::on_ready(const Tensor& leaf) {
+  for (Bucket& b : buckets_) b.pending.progress();  // MPI moves started sums on inside its calls
   auto it = index_.find(leaf.impl_ptr().get());
   if (it == index_.end() || queued_[it->second]) return;
   const Tensor gr = params_[it->second].grad();

@@ -523,6 +523,9 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
     if (step % ckpt_every == 0 || step == total_steps) save_checkpoint(step);
   }
+  // Training is over: rank 0 alone goes on (evaluation, --validate), so its memel layers
+  // stop combining with the other ranks.
+  if (dp) set_memel_cross_rank({});
   // A run resumed past its (lowered) train.steps, or one whose last evaluation is older
   // than its last step, is evaluated where it stands: the summary always has a "final".
   if (last_eval_step != step) run_eval(step);
