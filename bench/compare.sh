@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Training steps W1-W4 side by side: memel-bench against the PyTorch references
-# (bench/torch_ref.py, Debian's /usr/bin/python3), same machine, same run, plus the GEMM
-# ceiling (bench/gemm_compare.sh). Prints markdown tables on stdout, progress on stderr.
+# (bench/torch_ref.py under each interpreter of --torch), same machine, same run, plus the
+# GEMM ceiling (bench/gemm_compare.sh). Prints markdown tables on stdout, progress on stderr.
+#
+# PyTorch runs as its users run it: torch.set_num_threads(T), no environment changes. The
+# references (--torch, comma-separated interpreters): Debian's /usr/bin/python3 (PyTorch
+# 1.13) and, when present, the development venv .venv-torch with the current PyTorch from
+# PyPI (scripts/dev-torch-venv.sh makes it). The processor and the kernels each side uses
+# (memel's OpenBLAS core; torch's BLAS, oneDNN and CPU capability) are printed first.
 #
 #   bench/compare.sh [--bench PATH/TO/memel-bench] [--workloads W1,W2,W3,W4] [--threads "1 2"]
+#                    [--torch /usr/bin/python3,.venv-torch/bin/python]
 #                    [--steps N] [--warmup W] [--heavy-steps N] [--heavy-warmup W]
 #                    [--gemm-size 2048] [--no-gemm] [--no-paper] [--raw FILE]
 #
@@ -25,7 +32,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bench="${MEMEL_BENCH:-$here/../build/tools/memel-bench}"
-python="${PYTHON:-/usr/bin/python3}"
+python=/usr/bin/python3   # runs the table script (any python3)
+torch_pythons="/usr/bin/python3"
+[ -x "$here/../.venv-torch/bin/python" ] && torch_pythons="$torch_pythons,$(cd "$here/.." && pwd)/.venv-torch/bin/python"
 workloads="W1,W2,W3,W4"
 threads_list="1 2"
 steps=5
@@ -49,13 +58,17 @@ while [ $# -gt 0 ]; do
     --no-gemm) do_gemm=0; shift ;;
     --no-paper) do_paper=0; shift ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --torch) torch_pythons="$2"; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ -x "$bench" ] || { echo "compare.sh: memel-bench not found at $bench (build it, or pass --bench)" >&2; exit 1; }
-"$python" -c "import torch, torchvision" 2>/dev/null ||
-  { echo "compare.sh: $python cannot import torch and torchvision (apt-get install python3-torch python3-torchvision)" >&2; exit 1; }
+IFS=',' read -r -a tpy <<<"$torch_pythons"
+for p in "${tpy[@]}"; do
+  "$p" -c "import torch, torchvision" 2>/dev/null ||
+    { echo "compare.sh: $p cannot import torch and torchvision (Debian: apt-get install python3-torch python3-torchvision; PyPI: scripts/dev-torch-venv.sh)" >&2; exit 1; }
+done
 heavy_steps="${heavy_steps:-$steps}"
 heavy_warmup="${heavy_warmup:-$warmup}"
 
@@ -82,7 +95,12 @@ t_start=$SECONDS
 
 if [ "$do_gemm" = 1 ]; then
   echo "gemm ceiling: size $gemm_size, threads $threads_list" >&2
-  bash "$here/gemm_compare.sh" --bench "$bench" --rounds 1 --sizes "$gemm_size" --threads "$threads_list" >"$gemm_table"
+  for p in "${tpy[@]}"; do
+    echo "against $p:" >>"$gemm_table"
+    echo >>"$gemm_table"
+    PYTHON="$p" bash "$here/gemm_compare.sh" --bench "$bench" --rounds 1 --sizes "$gemm_size" --threads "$threads_list" >>"$gemm_table"
+    echo >>"$gemm_table"
+  done
 fi
 
 # impl workload threads -> appends {"impl", "r": <the JSON line>} or {"impl", "error"}
@@ -107,8 +125,10 @@ for W in "${names[@]}"; do
   for T in $threads_list; do
     echo "$W threads $T: memel" >&2
     record memel "$bench" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu"
-    echo "$W threads $T: pytorch" >&2
-    record torch "$python" "$here/torch_ref.py" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu"
+    for i in "${!tpy[@]}"; do
+      echo "$W threads $T: pytorch (${tpy[$i]})" >&2
+      record "torch$i" "${tpy[$i]}" "$here/torch_ref.py" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu"
+    done
     if [ "$do_paper" = 1 ]; then
       echo "$W threads $T: memel --memel paired" >&2
       record memel-paired "$bench" --workload "$W" --threads "$T" --steps "$s" --warmup "$wu" --memel paired
@@ -141,31 +161,45 @@ for line in open(sys.argv[2]):
         for c in cells[2:4]:
             ceiling = max(ceiling or 0.0, float(c))
 ids = {"bert-mini": "W1", "swin-t": "W2", "swin-mini": "W3", "convgru": "W4"}
-by = {}
-errors = []
+by, errors, refs, kernels = {}, [], {}, {}
 for row in rows:
     if "error" in row:
         errors.append(f"{row['impl']} {row['workload']} threads {row['threads']}: {row['error']}")
         continue
     r = row["r"]
     by.setdefault(r["workload"], {}).setdefault(row["impl"], {})[r["threads"]] = r
+    if row["impl"].startswith("torch"):
+        refs[row["impl"]] = f"PyTorch {r['torch']}"
+        kernels[row["impl"]] = f"{refs[row['impl']]} ({r.get('python', '?')}): {r.get('kernels', '?')}"
+    elif "kernels" in r:
+        kernels["memel"] = f"memel: {r['kernels']}"
+refs = dict(sorted(refs.items()))
+
+print("Kernels in use:")
+print()
+for k in ["memel"] + list(refs):
+    if k in kernels:
+        print(f"- {kernels[k]}")
+print()
 
 def fmt(x, d=0):
     return "-" if x is None else f"{x:.{d}f}"
 
 print("All measurements (median step, ms):")
 print()
-print("| workload | threads | memel | memel + paper | PyTorch | memel / PyTorch |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("| workload | threads | memel | memel + paper | " + " | ".join(refs.values()) + " | " +
+      " | ".join(f"memel / {v}" for v in refs.values()) + " |")
+print("| --- | ---: | ---: | ---: |" + " ---: |" * (2 * len(refs)))
 for w in sys.argv[3].split():
     d = by.get(w, {})
     ts = sorted(set().union(*[set(v) for v in d.values()])) if d else []
     for t in ts:
         m = d.get("memel", {}).get(t, {}).get("step_ms")
         p = d.get("memel-paired", {}).get(t, {}).get("memel_step_ms")
-        q = d.get("torch", {}).get(t, {}).get("step_ms")
-        ratio = f"{m / q:.2f}" if m and q else "-"
-        print(f"| {ids[w]} {w} | {t} | {fmt(m)} | {fmt(p)} | {fmt(q)} | {ratio} |")
+        qs = [d.get(k, {}).get(t, {}).get("step_ms") for k in refs]
+        ratios = [f"{m / q:.2f}" if m and q else "-" for q in qs]
+        print(f"| {ids[w]} {w} | {t} | {fmt(m)} | {fmt(p)} | " + " | ".join(fmt(q) for q in qs) + " | " +
+              " | ".join(ratios) + " |")
 print()
 
 def best(d):
@@ -174,14 +208,17 @@ def best(d):
     t = min(d, key=lambda k: d[k]["step_ms"])
     return t, d[t]
 
-print("| workload | memel best ms (threads) | PyTorch best ms (threads) | memel / PyTorch-best |"
-      " memel GFLOP/s" + (" (share of GEMM ceiling)" if ceiling else "") + " | memel overhead |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("Best over the thread counts (below 1: memel faster):")
+print()
+print("| workload | memel best ms (threads) | " + " | ".join(f"{v} best ms (threads)" for v in refs.values()) + " | " +
+      " | ".join(f"memel / {v}" for v in refs.values()) +
+      " | memel GFLOP/s" + (" (share of GEMM ceiling)" if ceiling else "") + " | memel overhead |")
+print("| --- | ---: |" + " ---: |" * (2 * len(refs)) + " ---: | ---: |")
 for w in sys.argv[3].split():
     d = by.get(w, {})
     mt, m = best(d.get("memel", {}))
-    qt, q = best(d.get("torch", {}))
-    ratio = f"{m['step_ms'] / q['step_ms']:.2f}" if m and q else "-"
+    qb = [best(d.get(k, {})) for k in refs]
+    ratios = [f"{m['step_ms'] / q['step_ms']:.2f}" if m and q else "-" for _, q in qb]
     if m:
         g = f"{m['gflops']:.1f}" + (f" ({100 * m['gflops'] / ceiling:.0f} %)" if ceiling else "")
     else:
@@ -191,8 +228,8 @@ for w in sys.argv[3].split():
     if p:
         over = f"{100 * p['memel_overhead']:+.1f} %"
     ms = f"{m['step_ms']:.0f} ({mt})" if m else "-"
-    qs = f"{q['step_ms']:.0f} ({qt})" if q else "-"
-    print(f"| {ids[w]} {w} | {ms} | {qs} | {ratio} | {g} | {over} |")
+    qs = [f"{q['step_ms']:.0f} ({qt})" if q else "-" for qt, q in qb]
+    print(f"| {ids[w]} {w} | {ms} | " + " | ".join(qs) + " | " + " | ".join(ratios) + f" | {g} | {over} |")
 if ceiling:
     print()
     print(f"GEMM ceiling in this run: {ceiling:.1f} GFLOP/s (the best rate in the GEMM table).")

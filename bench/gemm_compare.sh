@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GEMM throughput: memel-bench against PyTorch (Debian's /usr/bin/python3), same machine,
+# GEMM throughput: memel-bench against PyTorch ($PYTHON, default Debian's /usr/bin/python3), same machine,
 # same run, alternating the two so drift hits both. Prints a markdown table.
 #
 #   bench/gemm_compare.sh [--bench PATH/TO/memel-bench] [--rounds R] [--sizes "512 1024 2048"] [--threads "1 2"]

@@ -1,27 +1,31 @@
 #!/usr/bin/python3
 """PyTorch references for the training workloads W1-W4 of memel-bench.
 
-    /usr/bin/python3 bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru --threads T
-        [--device cpu|cuda] [--steps N] [--warmup W] [--seed S] [--blas-threads N|default]
+    PYTHON bench/torch_ref.py --workload bert-mini|swin-t|swin-mini|convgru --threads T
+        [--device cpu|cuda] [--steps N] [--warmup W] [--seed S] [--blas-threads N]
 
 Same models and shapes as `memel-bench --workload NAME` (../shared/design/benchmarks.md),
 the same timed step (zero_grad, forward, loss, backward, optimizer step; median of the
 timed steps after warm-up), and the same JSON line:
   {"workload", "device", "threads", "memel": "none", "step_ms", "items_per_s", "gflops",
    "peak_mem_mb", "gflop_per_step", "params", "steps", "warmup", "seed", "loss", "torch",
-   "blas_threads"}
+   "blas_threads", "kernels", "python"}
 gflops is achieved GFLOP/s from the same analytic count as memel-bench (3x the forward
 FLOPs of the matrix products and convolutions; see tools/memel-bench.cpp). peak_mem_mb is
 the peak resident set size of the process (ru_maxrss) on the CPU, which includes the
 Python interpreter and the torch libraries; on a GPU it is torch.cuda.max_memory_allocated.
 
-Threads: torch.set_num_threads(T) sets the OpenMP pool (oneDNN convolutions, elementwise
-ops), but Debian's PyTorch calls the pthread build of OpenBLAS for matrix products, which
-starts one thread per core whatever torch is told. So OPENBLAS_NUM_THREADS is set to T
-before torch is imported, and T is the number of cores used, as for memel-bench;
---blas-threads N sets it apart, --blas-threads default leaves OpenBLAS alone.
+Threads: PyTorch runs as its users run it: torch.set_num_threads(T), nothing else. (Debian's
+PyTorch calls the pthread build of OpenBLAS for matrix products, which then uses one thread
+per core whatever torch is told; that is what its users get. Until 2026-12-03 this script
+set OPENBLAS_NUM_THREADS=T, which slowed that PyTorch down: --blas-threads N still does,
+for a study, never in bench/compare.sh.) "kernels" names the BLAS, oneDNN and the CPU
+capability torch reports (torch.__config__.show()).
 
-Run with Debian's interpreter (/usr/bin/python3: PyTorch 1.13, torchvision 0.14).
+Runs with any interpreter that has torch (and torchvision, whose Swin the Swin workloads
+use): Debian's /usr/bin/python3 (PyTorch 1.13, torchvision 0.14) and a development venv
+with the current PyTorch from PyPI (scripts/dev-torch-venv.sh) are the two references of
+bench/compare.sh.
 """
 import argparse
 import json
@@ -44,7 +48,7 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--blas-threads", default=None,
-                   help="OpenBLAS threads (default: --threads; 'default': leave OpenBLAS alone)")
+                   help="set OPENBLAS_NUM_THREADS (a study only; default: leave OpenBLAS alone, as users do)")
     p.add_argument("--memel", default="none", choices=("none",), help="accepted for symmetry; always none")
     a = p.parse_args()
     if a.threads < 1 or a.steps < 1 or a.warmup < 0:
@@ -53,8 +57,8 @@ def parse_args():
 
 
 ARGS = parse_args()
-if ARGS.blas_threads != "default":
-    os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads or ARGS.threads)
+if ARGS.blas_threads is not None:
+    os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads)
 
 import torch  # noqa: E402  (after the environment is set)
 import torch.nn as nn  # noqa: E402
@@ -335,6 +339,36 @@ def setup(name, dev, gen):
     raise SystemExit(f"torch_ref.py: unknown workload {name}")
 
 
+def kernels():
+    """The BLAS, oneDNN version and CPU capability this torch reports."""
+    show = torch.__config__.show()
+    blas, dnnl, cap = "?", None, None
+    for line in show.splitlines():
+        line = line.strip()
+        if "BLAS_INFO=" in line:
+            blas = line.split("BLAS_INFO=")[1].split(",")[0]
+        if line.startswith("- Intel(R) MKL-DNN") or line.startswith("- Intel(R) oneDNN") or "Math Kernel Library" in line:
+            if "Math Kernel Library" in line:
+                blas = "mkl (" + line.lstrip("- ").split(" for ")[0] + ")"
+            else:
+                dnnl = line.lstrip("- ").split(" (")[0]
+        if line.startswith("- CPU capability usage:"):
+            cap = line.split(":", 1)[1].strip()
+    try:  # the BLAS library actually loaded (Debian's "generic" BLAS is an alternatives link)
+        paths = {os.path.realpath(l.split()[-1]) for l in open("/proc/self/maps") if l.split()[-1].startswith("/")}
+        libs = sorted(p for p in paths if "blas" in os.path.basename(p) or "mkl_core" in os.path.basename(p))
+        if libs and blas in ("generic", "open", "?"):  # others (mkl) are linked into torch itself
+            blas += " -> " + " + ".join("/".join(x.split("/")[-2:]) for x in libs)
+    except OSError:
+        pass
+    parts = [f"{blas} BLAS"]
+    if dnnl:
+        parts.append(dnnl)
+    if cap:
+        parts.append(f"CPU capability {cap}")
+    return ", ".join(parts)
+
+
 def main():
     a = ARGS
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -383,7 +417,8 @@ def main():
         "step_ms": m, "items_per_s": items / (m / 1e3), "gflops": flop / (m * 1e6), "peak_mem_mb": peak,
         "gflop_per_step": flop / 1e9, "params": sum(p.numel() for p in model.parameters()),
         "steps": a.steps, "warmup": a.warmup, "seed": a.seed, "loss": last[0], "torch": torch.__version__,
-        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "kernels": kernels(),
+        "python": sys.executable,
     }), flush=True)
 
 

@@ -56,6 +56,14 @@ void fill_summary(LayerDump& d, int64_t top_n) {
 
 }  // namespace
 
+std::vector<double> ms_hist_bounds(const std::vector<double>& inner) {
+  std::vector<double> b{0.0};
+  b.insert(b.end(), inner.begin(), inner.end());
+  const size_t n = inner.size();
+  b.push_back(n >= 2 ? inner[n - 1] * (inner[n - 1] / inner[n - 2]) : (n == 1 ? 2 * inner[0] : 1.0));
+  return b;
+}
+
 MemelDump collect_memel_dump(const Module& root, int64_t step) {
   MemelDump dump;
   dump.step = step;

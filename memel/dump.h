@@ -41,6 +41,11 @@ struct MemelDump {
   const LayerDump* find(const std::string& name) const;
 };
 
+// The n + 1 finite edges of an MS histogram with inner edges `inner` (n - 1 of them, as
+// LayerDump::hist_edges): 0 below the first bin (MS is never negative; NaN scores are
+// counted in the first bin too) and one more log-spaced step above the last.
+std::vector<double> ms_hist_bounds(const std::vector<double>& inner);
+
 // Collects the state of every memel layer in `root` (nothing written).
 MemelDump collect_memel_dump(const Module& root, int64_t step);
 // Writes PREFIX.safetensors and PREFIX.json atomically; optionally resets each layer's

@@ -46,13 +46,17 @@ std::string index_str(const std::vector<int64_t>& idx) {
 std::string format_dump_summary(const MemelDump& d, double tau) {
   std::ostringstream os;
   os << "step " << d.step << ", " << d.layers.size() << " memel layer(s)\n";
-  size_t w = 5;
-  for (auto& l : d.layers) w = std::max(w, l.name.size());
-  os << pad("layer", w) << "  " << pad("neurons", 14) << pad("batches", 9) << pad("mean MS", 11)
+  auto neurons = [](const LayerDump& l) { return std::to_string(l.ms_mean.numel()) + " " + shape_str(l.neuron_shape); };
+  size_t w = 5, wn = 14;
+  for (auto& l : d.layers) {
+    w = std::max(w, l.name.size());
+    wn = std::max(wn, neurons(l).size() + 2);
+  }
+  os << pad("layer", w) << "  " << pad("neurons", wn) << pad("batches", 9) << pad("mean MS", 11)
      << pad("MS>" + fmt(tau, 0), 9) << pad("inhibited", 11) << "top neuron (mean MS)\n";
   for (auto& l : d.layers) {
     std::string top = l.top.empty() ? "-" : index_str(l.top[0].index) + " (" + fmt(l.top[0].mean_ms) + ")";
-    os << pad(l.name, w) << "  " << pad(std::to_string(l.ms_mean.numel()) + " " + shape_str(l.neuron_shape), 14)
+    os << pad(l.name, w) << "  " << pad(neurons(l), wn)
        << pad(std::to_string(l.batches), 9) << pad(fmt(l.mean_ms), 11) << pad(fmt(100 * l.share_above(tau), 1) + "%", 9)
        << pad(count_str(l.total_inhibited), 11) << top << "\n";
   }

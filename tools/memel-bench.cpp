@@ -469,6 +469,7 @@ json run_training(const std::string& workload, const Args& a) {
     if (t) MEMEL_CHECK(std::isfinite(t->last_loss), "[memel-bench] ", workload, ": the loss is ", t->last_loss);
   const double step_ms = median(ms), flop = 3.0 * main.s.forward_flops;
   json j = {{"device", device},
+            {"kernels", memel::backend_for(memel::Device::parse(device)).describe()},
             {"threads", memel::num_threads()},
             {"memel", memel_at},
             {"step_ms", step_ms},

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/json_int.h"
 #include "data/unicode.h"
+#include "memel/options.h"
 
 namespace memel::train {
 
@@ -133,6 +134,13 @@ void apply_set(json& cfg, const std::string& a) {
     cur = &(*cur)[part];
     start = dot + 1;
   }
+}
+
+json with_memel_expanded(const json& cfg) {
+  json out = cfg;
+  if (out.is_object() && out.contains("memel"))
+    out["memel"] = MemelOptions::expand_section(out["memel"], {"dump_every", "monitor_at"});
+  return out;
 }
 
 json resolve_config(const std::string& file, const std::vector<std::string>& sets) {

@@ -24,6 +24,12 @@ json default_config(const std::string& task);
 json resolve_config(const std::string& file, const std::vector<std::string>& sets);
 // Merges `user` onto `defaults` checking keys and types; `path` names the section.
 void merge_checked(json& defaults, const json& user, const std::string& path);
+// `cfg` with its "memel" section's preset expanded to every option, as the layers get them
+// (MemelOptions::expand_section; the trainer's own keys dump_every and monitor_at kept as
+// given). What --print-config shows and config.resolved.json records; expanding twice
+// changes nothing. Configs are compared in this form (a preset and its spelled-out
+// options are the same run).
+json with_memel_expanded(const json& cfg);
 void apply_set(json& cfg, const std::string& assignment);
 
 // Parses JSON text (comments allowed), refusing a key that appears twice in one object;

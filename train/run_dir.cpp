@@ -1,5 +1,7 @@
 #include "train/run_dir.h"
 
+#include "train/config.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -125,7 +127,7 @@ std::vector<std::string> config_differences(const json& a, const json& b) {
 bool is_harmless_config_key(const std::string& key) { return key == "threads" || key == "device" || key == "out" || key == "name"; }
 
 std::vector<std::string> result_changing_differences(const json& a, const json& b) {
-  std::vector<std::string> out = config_differences(a, b);
+  std::vector<std::string> out = config_differences(with_memel_expanded(a), with_memel_expanded(b));
   out.erase(std::remove_if(out.begin(), out.end(), is_harmless_config_key), out.end());
   return out;
 }

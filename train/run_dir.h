@@ -50,7 +50,8 @@ std::vector<std::string> config_differences(const json& a, const json& b);
 // Keys a resume may change without being named: they cannot change the results
 // (threads: results are thread-count independent; out, name: where the run is written).
 bool is_harmless_config_key(const std::string& key);
-// config_differences less the harmless keys: what a resume or a reuse must not ignore.
+// config_differences (of the memel-expanded forms, with_memel_expanded) less the harmless
+// keys: what a resume or a reuse must not ignore.
 std::vector<std::string> result_changing_differences(const json& a, const json& b);
 // The configuration a run directory's training has been using: config.resolved.json with
 // every change in config.history.jsonl applied. Null when the directory has no config.

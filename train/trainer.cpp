@@ -40,6 +40,7 @@
 #include "train/step.h"
 #include "train/task.h"
 #include "train/tensorboard.h"
+#include "tensor/backend.h"
 #include "tensor/tensor_io.h"
 
 namespace fs = std::filesystem;
@@ -351,6 +352,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
   }
 
   // --- from here on the run's files are written (by rank 0) ---------------------------
+  progress.line("[memel-train] device " + device.str() + ": " + backend_for(device).describe() + ", " +
+                std::to_string(num_threads()) + " thread(s)" + (dp ? ", " + grp.describe() : std::string()));
   grp.barrier();  // every rank has checked and loaded before rank 0 writes
   json last_eval;  // the latest evaluation (a run resumed at its last step evaluates nothing more)
   int64_t last_eval_step = -1;
@@ -361,10 +364,10 @@ json run_training(const json& cfg, const RunOptions& ro) {
   fs::create_directories(rd / "stats");
   fs::remove(rd / "summary.json");  // a finished run's summary, which this run replaces
   if (recorded.is_null() || source_run_of(ro.resume) != rd) {
-    write_file_atomic((rd / "config.resolved.json").string(), cfg.dump(2) + "\n");
+    write_file_atomic((rd / "config.resolved.json").string(), with_memel_expanded(cfg).dump(2) + "\n");
     fs::remove(rd / "config.history.jsonl");
   } else if (!changed.empty()) {
-    record_config_change(run_dir, step, recorded, cfg, changed);
+    record_config_change(run_dir, step, with_memel_expanded(recorded), with_memel_expanded(cfg), changed);
     progress.line("[memel-train] config changed at step " + std::to_string(step) + " (recorded in config.history.jsonl)");
   }
   // Metric lines up to the checkpoint are kept; later ones belong to the lost segment.
@@ -502,19 +505,19 @@ json run_training(const json& cfg, const RunOptions& ro) {
     progress.update(step, r.loss, lr, rate, double(total_steps - step) * this_step_ms / 1000.0 + double(evals_left) * eval_s,
                     log_every);
     if (step % eval_every == 0 || step == total_steps) run_eval(step);
-    if (ms.enabled && step == total_steps) {
-      window_sync.sync(*model, grp);
-      json m = json::object();
-      for (auto& l : collect_memel_dump(*model, step).layers) {
-        m[l.name] = l.mean_ms;
-        if (tb) tb->scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
-      }
-      memel_mean_ms = m;
-      if (tb) tb->flush();
-    }
     if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps)) {
-      window_sync.sync(*model, grp);
+      window_sync.sync(*model, grp);  // data-parallel: the window of every rank's samples
       if (root) {
+        // Each dump's window also goes to TensorBoard: the mean MS as a scalar, the MS
+        // histogram as a histogram (before write_memel_dump resets the window).
+        json m = json::object();
+        for (auto& l : collect_memel_dump(*model, step).layers) {
+          m[l.name] = l.mean_ms;
+          tb->scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
+          tb->histogram("memel/" + l.name + "/ms", step, ms_hist_bounds(l.hist_edges), l.ms_hist.to_vector());
+        }
+        if (step == total_steps) memel_mean_ms = m;
+        tb->flush();
         write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);
       } else {
         for (auto& [name, layer] : memel_layers(*model)) layer->reset_window();
@@ -591,7 +594,7 @@ json finished_run_summary(const fs::path& run_dir, const json& cfg) {
   std::ifstream sf(run_dir / "summary.json"), cf(run_dir / "config.resolved.json");
   if (!sf || !cf) return nullptr;
   const json sum = json::parse(sf, nullptr, false), used = json::parse(cf, nullptr, false);
-  if (sum.is_discarded() || used.is_discarded() || used != cfg || !sum.is_object() || !sum.contains("final"))
+  if (sum.is_discarded() || used.is_discarded() || used != with_memel_expanded(cfg) || !sum.is_object() || !sum.contains("final"))
     return nullptr;
   return sum;
 }

@@ -150,8 +150,24 @@ class CpuBackend final : public Backend {
     // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" -> version and core
     std::string cfg = openblas_get_config();
     const size_t sp = cfg.find(' ', 9);
-    return "OpenBLAS " + cfg.substr(9, sp == std::string::npos ? std::string::npos : sp - 9) + " (" +
-           openblas_get_corename() + " kernels)";
+    const std::string core = openblas_get_corename();
+    std::string s = "OpenBLAS " + cfg.substr(9, sp == std::string::npos ? std::string::npos : sp - 9) + " (" + core +
+                    " kernels)";
+    // A DYNAMIC_ARCH OpenBLAS that does not know the processor falls back to its oldest
+    // x86-64 kernels (issue 22: Debian's 0.3.21 on Sapphire Rapids Xeons): say so, and how
+    // to choose better ones.
+    const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Dunnington" ||
+                         core == "Nehalem" || core == "Atom" || core == "Opteron" || core == "Barcelona";
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (generic && __builtin_cpu_supports("avx512f"))
+      s += " [generic kernels on an AVX-512 processor: matrix products run several times slower than they can; "
+           "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels]";
+    else if (generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      s += " [generic kernels on an AVX2 processor: OPENBLAS_CORETYPE=Haswell selects the AVX2 kernels]";
+#else
+    (void)generic;
+#endif
+    return s;
   }
 
   void copy(const Tensor& src, Tensor& dst) override {

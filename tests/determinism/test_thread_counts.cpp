@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "tensor/backend.h"
 #include "core/thread_pool.h"
 #include "memel/layer.h"
 #include "models/bert.h"
@@ -321,4 +322,21 @@ TEST_CASE("thread counts: ConvGRU encoder-forecaster with memel layers, two Adam
     r.insert(r.end(), s.begin(), s.end());
     return r;
   });
+}
+
+// CTest runs this program again with OPENBLAS_CORETYPE=Prescott (and Haswell): the CPU
+// backend's description names the kernels in use and, for generic kernels on a processor
+// with wider vectors, says so (what memel-train and memel-bench print).
+TEST_CASE("the CPU backend names its GEMM kernels and flags generic ones on a capable processor") {
+  const std::string d = backend_for(Device::cpu()).describe();
+  CHECK(d.rfind("OpenBLAS ", 0) == 0);
+  const char* core = std::getenv("OPENBLAS_CORETYPE");
+  const bool forced_generic = core && std::string(core) == "Prescott";
+  if (forced_generic) CHECK(d.find("(Prescott kernels)") != std::string::npos);
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (forced_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    CHECK(d.find("[generic kernels on an") != std::string::npos);
+#endif
+  if (core && std::string(core) == "Haswell") CHECK(d.find("generic") == std::string::npos);
+  MESSAGE(d);
 }

@@ -12,6 +12,15 @@ and sentence-transformers on top of Debian's python3-torch:
     /tmp/st/bin/python tests/python/minilm_reference.py models/all-MiniLM-L6-v2 \
         tests/data/text/minilm_reference.json
 
+A second mode writes the small fixture the test suite always runs (the checkpoint is an
+optional asset that CI does not have): a 2-layer BERT with hidden size 32, random weights
+(torch.manual_seed(0)), whose vocabulary is the [PAD]/[UNK]/[CLS]/[SEP]/[MASK] tokens plus
+the word pieces MiniLM's tokenizer makes of TEXTS, saved with save_pretrained, and its
+embeddings computed by sentence-transformers (Transformer + mean Pooling) the same way:
+
+    /tmp/st/bin/python tests/python/minilm_reference.py --tiny models/all-MiniLM-L6-v2 \
+        tests/data/text/tiny-sentence-bert
+
 The embeddings are SentenceTransformer(dir).encode(texts, normalize_embeddings=True)
 (the fast tokenizer, max_seq_length 256, mean pooling, L2 normalisation). As a second
 check the same texts go through transformers' BertModel with the pooling written here;
@@ -22,8 +31,8 @@ import json
 import sys
 
 import torch
-from sentence_transformers import SentenceTransformer
-from transformers import AutoTokenizer, BertModel
+from sentence_transformers import SentenceTransformer, models
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 LONG = " ".join(["The committee reviewed the proposal line by line and asked for more detail."] * 30)
 TEXTS = [
@@ -41,8 +50,34 @@ TEXTS = [
 ]
 
 
+def tiny(minilm_dir, out_dir):
+    import os
+    os.makedirs(out_dir, exist_ok=True)
+    big = AutoTokenizer.from_pretrained(minilm_dir)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    for t in TEXTS:
+        for piece in big.tokenize(t):
+            if piece not in vocab:
+                vocab.append(piece)
+    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "model_max_length": 256}, f)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=256)
+    BertModel(cfg).eval().save_pretrained(out_dir, safe_serialization=True)
+    body = models.Transformer(out_dir, max_seq_length=256)
+    st = SentenceTransformer(modules=[body, models.Pooling(32, "mean")], device="cpu")
+    write_reference(st, out_dir, os.path.join(out_dir, "reference.json"))
+
+
 def main(model_dir, out):
     st = SentenceTransformer(model_dir, device="cpu")
+    write_reference(st, model_dir, out)
+
+
+def write_reference(st, model_dir, out):
     assert st.max_seq_length == 256, st.max_seq_length
     emb = st.encode(TEXTS, batch_size=4, convert_to_tensor=True, normalize_embeddings=True).double()
 
@@ -79,4 +114,7 @@ def main(model_dir, out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--tiny":
+        tiny(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])

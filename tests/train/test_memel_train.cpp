@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "memel/dump.h"
+#include "train/tensorboard.h"
 #include "train/train_support.h"
 
 namespace fs = std::filesystem;
@@ -89,6 +92,43 @@ TEST_CASE("memel-train: killed and resumed gives the unbroken run's metrics and 
         read_file(base + "/killed/checkpoints/step-00000048/memel.safetensors"));
   CHECK(read_file(base + "/unbroken/stats/step-00000048.safetensors") ==
         read_file(base + "/killed/stats/step-00000048.safetensors"));
+
+  // config.resolved.json records the memel section as the layers got it: the preset
+  // expanded to every option (the config only says at, mode, warmup and dump_every).
+  std::ifstream rf(base + "/unbroken/config.resolved.json");
+  const nlohmann::json resolved = nlohmann::json::parse(rf);
+  CHECK(resolved["memel"]["preset"] == "paper");
+  CHECK(resolved["memel"]["forget_batches"] == 10);
+  CHECK(resolved["memel"]["eps"] == 0.01);
+  CHECK(resolved["memel"]["warmup"] == 2);
+  CHECK(resolved["memel"]["dump_every"] == 16);
+
+  // TensorBoard events beside metrics.jsonl: the scalars, and at every dump the layer's mean
+  // MS and MS histogram, equal to the dump written at the same step.
+  std::vector<std::string> events;
+  for (auto& e : fs::directory_iterator(base + "/unbroken"))
+    if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events.push_back(e.path().string());
+  REQUIRE(events.size() == 1);
+  std::map<std::string, std::vector<int64_t>> steps_of;
+  std::map<int64_t, memel::train::TBHistogram> hist;
+  for (const memel::train::TBEvent& e : memel::train::read_tensorboard_events(events[0]))
+    for (const memel::train::TBValue& v : e.values) {
+      steps_of[v.tag].push_back(e.step);
+      if (v.has_histo) hist[e.step] = v.histo;
+    }
+  CHECK(steps_of["train/loss"].size() == 12);
+  CHECK(steps_of["eval/accuracy"] == std::vector<int64_t>{16, 32, 48});
+  CHECK(steps_of["memel/act2.memel/ms_mean"] == std::vector<int64_t>{16, 32, 48});
+  REQUIRE(steps_of["memel/act2.memel/ms"] == std::vector<int64_t>{16, 32, 48});
+  const memel::MemelDump d = memel::read_memel_dump(base + "/unbroken/stats/step-00000048");
+  const memel::LayerDump* l = d.find("act2.memel");
+  REQUIRE(l != nullptr);
+  const memel::train::TBHistogram& h = hist[48];
+  CHECK(h.bucket == l->ms_hist.to_vector());
+  REQUIRE(h.bucket_limit.size() == l->hist_edges.size() + 1);
+  for (size_t i = 0; i < l->hist_edges.size(); ++i) CHECK(h.bucket_limit[i] == l->hist_edges[i]);
+  CHECK(h.min == 0.0);
+  CHECK(h.num > 0);
 }
 
 TEST_CASE("memel-train: a NaN loss stops the run naming the step and the last checkpoint") {

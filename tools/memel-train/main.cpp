@@ -122,10 +122,7 @@ int main(int argc, char** argv) {
   try {
     json cfg = resolve_config(config, sets);
     if (print) {
-      // The memel section with its preset expanded to every option (what the layers get).
-      if (cfg.contains("memel"))
-        cfg["memel"] = memel::MemelOptions::expand_section(cfg["memel"], {"dump_every", "monitor_at"});
-      std::cout << cfg.dump(2) << "\n";
+      std::cout << with_memel_expanded(cfg).dump(2) << "\n";
       return 0;
     }
     RunOptions ro;
