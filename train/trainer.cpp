@@ -694,7 +694,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
         how = " (stopped part-way: resumed)";
       }
     }
-    if (!ro.quiet)
+    if (!ro.quiet && dist::Group::world().is_root())
       std::printf("[compare] %s seed %llu -> %s%s\n", p.label.c_str(), (unsigned long long)config_seed(p.cfg), p.dir.c_str(),
                   how.c_str());
     if (sum.is_null()) sum = run_training(p.cfg, r);
@@ -736,6 +736,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     md << "\n";
   }
   json out_j = {{"seeds", seeds}, {"variants", order}, {"summary", summary}, {"runs", results}};
+  if (!dist::Group::world().is_root()) return out_j;  // data-parallel: rank 0 writes the table
   write_file_atomic((fs::path(out) / "compare.json").string(), out_j.dump(2) + "\n");
   write_file_atomic((fs::path(out) / "compare.md").string(), md.str());
   if (!ro.quiet) std::printf("\n%s\n[compare] table: %s\n", md.str().c_str(), (fs::path(out) / "compare.md").string().c_str());
