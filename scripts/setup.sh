@@ -8,7 +8,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev nlohmann-json3-dev doctest-dev libstb-dev
       libopenblas-dev zlib1g-dev dataset-fashion-mnist wordnet-base fortunes python3-torch python3-torchvision python3-numpy
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin libdnnl-dev)
 case "${1:-}" in
   "") ;;
   # libFuzzer (libclang_rt.fuzzer) is in libclang-rt-14-dev on Debian 12, which clang only

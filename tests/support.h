@@ -2,10 +2,15 @@
 // Helpers shared by the test programs (header-only; tests/ is on their include path).
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "tensor/tensor.h"
@@ -50,6 +55,30 @@ inline bool torch_reference_available(const std::string& modules = "torch") {
   if (python_has(modules)) return true;
   reference_unavailable(reference_python() + " cannot import " + modules);
   return false;
+}
+
+// A file's whole contents ("" when it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A program run as a subprocess: exit code (128 + signal when killed), stdout, stderr.
+struct ProgramResult {
+  int code;
+  std::string out, err;
+};
+
+// Runs `bin args` with stdout and stderr captured in files named after `tag` in the build
+// directory; requires the program to exist.
+inline ProgramResult run_program(const std::string& bin, const std::string& args, const std::string& tag) {
+  REQUIRE_MESSAGE(std::filesystem::exists(bin), bin, " is not built");
+  const std::string out = std::string(MEMEL_BINARY_DIR) + "/" + tag + ".out";
+  const std::string err = std::string(MEMEL_BINARY_DIR) + "/" + tag + ".err";
+  const int rc = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0), slurp(out), slurp(err)};
 }
 
 // max |a - b| over all elements (same number of elements required).

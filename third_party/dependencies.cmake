@@ -27,6 +27,23 @@ target_include_directories(memel_deps INTERFACE ${STB_INCLUDE_DIR} ${OPENBLAS_IN
 target_link_libraries(memel_deps INTERFACE Eigen3::Eigen nlohmann_json::nlohmann_json ZLIB::ZLIB ${STB_LIBRARY}
                       ${OPENBLAS_LIBRARY} Threads::Threads)
 
+# oneDNN (libdnnl-dev) for single-precision GEMM where OpenBLAS does not know the processor
+# (tensor/cpu/blas.h, MEMEL_CPU_GEMM). Debian's oneDNN runs on OpenMP; memel calls it one
+# thread per call from its own pool, so it needs omp_set_num_threads from libgomp (linked
+# directly: no -fopenmp, which would also switch on Eigen's own OpenMP threading).
+find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.h)
+find_library(DNNL_LIBRARY NAMES dnnl)
+find_library(GOMP_LIBRARY NAMES gomp libgomp.so.1 PATHS /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu)
+if(DNNL_INCLUDE_DIR AND DNNL_LIBRARY AND GOMP_LIBRARY)
+  target_include_directories(memel_deps INTERFACE ${DNNL_INCLUDE_DIR})
+  target_link_libraries(memel_deps INTERFACE ${DNNL_LIBRARY} ${GOMP_LIBRARY})
+  # Only tensor/cpu/blas.cpp calls oneDNN.
+  set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/tensor/cpu/blas.cpp PROPERTIES COMPILE_DEFINITIONS MEMEL_WITH_ONEDNN)
+  message(STATUS "memel: oneDNN found (${DNNL_LIBRARY})")
+else()
+  message(STATUS "memel: oneDNN not found (libdnnl-dev); single-precision GEMM through OpenBLAS only")
+endif()
+
 # Open MPI (libopenmpi-dev) for data-parallel runs (dist/); without it a build runs one
 # process and refuses a multi-process mpirun.
 find_package(MPI COMPONENTS CXX QUIET)

@@ -19,7 +19,8 @@
 //    "tensor_peak_mb" (peak bytes handed out by memel's CPU caching allocator),
 //    "allocs_per_step" and "system_allocs_per_step" (tensor allocations served by the
 //    caching allocator per timed step, and those that reached the system allocator),
-//    "params", "steps", "warmup", "seed", "loss" (of the last step; checked finite)}.
+//    "params", "steps", "warmup", "seed", "loss" (of the last step; checked finite), "kernels" (the device backend's
+//    description: for the CPU, the GEMM library and kernels in use)}.
 // With --memel paired, the line describes the plain model and adds "memel_step_ms" (median
 // step of the paper-placement model, timed interleaved with the plain one) and
 // "memel_overhead" (median over the step pairs of memel / plain - 1).
@@ -469,7 +470,6 @@ json run_training(const std::string& workload, const Args& a) {
     if (t) MEMEL_CHECK(std::isfinite(t->last_loss), "[memel-bench] ", workload, ": the loss is ", t->last_loss);
   const double step_ms = median(ms), flop = 3.0 * main.s.forward_flops;
   json j = {{"device", device},
-            {"kernels", memel::backend_for(memel::Device::parse(device)).describe()},
             {"threads", memel::num_threads()},
             {"memel", memel_at},
             {"step_ms", step_ms},
@@ -485,7 +485,8 @@ json run_training(const std::string& workload, const Args& a) {
             {"steps", steps},
             {"warmup", warmup},
             {"seed", seed},
-            {"loss", main.last_loss}};
+            {"loss", main.last_loss},
+            {"kernels", memel::backend_for(memel::Device::parse(device)).describe()}};
   if (grp.size() > 1) {
     j["ranks"] = grp.size();
     if (!comm.empty()) j["comm_ms"] = median(comm);

@@ -150,23 +150,17 @@ class CpuBackend final : public Backend {
     // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" -> version and core
     std::string cfg = openblas_get_config();
     const size_t sp = cfg.find(' ', 9);
-    const std::string core = openblas_get_corename();
-    std::string s = "OpenBLAS " + cfg.substr(9, sp == std::string::npos ? std::string::npos : sp - 9) + " (" + core +
-                    " kernels)";
-    // A DYNAMIC_ARCH OpenBLAS that does not know the processor falls back to its oldest
-    // x86-64 kernels (issue 22: Debian's 0.3.21 on Sapphire Rapids Xeons): say so, and how
-    // to choose better ones.
-    const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Dunnington" ||
-                         core == "Nehalem" || core == "Atom" || core == "Opteron" || core == "Barcelona";
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (generic && __builtin_cpu_supports("avx512f"))
-      s += " [generic kernels on an AVX-512 processor: matrix products run several times slower than they can; "
-           "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels]";
-    else if (generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      s += " [generic kernels on an AVX2 processor: OPENBLAS_CORETYPE=Haswell selects the AVX2 kernels]";
-#else
-    (void)generic;
-#endif
+    std::string s = "OpenBLAS " + cfg.substr(9, sp == std::string::npos ? std::string::npos : sp - 9) + " (" +
+                    openblas_get_corename() + " kernels)";
+    if (cpu::gemm_library() == cpu::GemmLibrary::OneDNN) {
+      s = cpu::onednn_version() + " for float GEMM, " + s + " for double";
+      if (cpu::openblas_kernels_generic()) s += " (OpenBLAS's kernels are generic on this processor)";
+    } else if (cpu::openblas_kernels_generic()) {
+      // A DYNAMIC_ARCH OpenBLAS that does not know the processor falls back to its oldest
+      // x86-64 kernels (issue 22: Debian's 0.3.21 on Sapphire Rapids Xeons): say so.
+      s += " [generic kernels on a processor with AVX2/AVX-512: matrix products run several times slower than they "
+           "can; MEMEL_CPU_GEMM=onednn (a build with libdnnl-dev) or OPENBLAS_CORETYPE=Haswell/SkylakeX fixes it]";
+    }
     return s;
   }
 

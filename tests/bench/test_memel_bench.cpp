@@ -14,32 +14,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kBin = std::string(MEMEL_BINARY_DIR) + "/tools/memel-bench";
 
-struct Result {
-  int code;
-  std::string out, err;
-};
+using Result = memel::ProgramResult;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-Result run(const std::string& args) {
-  REQUIRE_MESSAGE(fs::exists(kBin), "memel-bench is not built at ", kBin, " (build the memel-bench target)");
-  const std::string out = std::string(MEMEL_BINARY_DIR) + "/memel_bench_test.out";
-  const std::string err = std::string(MEMEL_BINARY_DIR) + "/memel_bench_test.err";
-  const std::string cmd = kBin + " " + args + " > " + out + " 2> " + err;
-  const int rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0), slurp(out), slurp(err)};
-}
+Result run(const std::string& args) { return memel::run_program(kBin, args, "memel_bench_test"); }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

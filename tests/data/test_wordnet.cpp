@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support.h"
+
 #include "core/error.h"
 #include "data/glue.h"
 #include "data/wordnet.h"
@@ -13,12 +15,6 @@
 using namespace memel;
 
 namespace {
-std::string slurp(const std::string& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // A tiny WordNet in the data.* format: synthetic synsets, 2-digit hex word counts.
 std::string make_wordnet(const std::string& dir, int n_per_pos) {

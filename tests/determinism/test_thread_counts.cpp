@@ -324,19 +324,25 @@ TEST_CASE("thread counts: ConvGRU encoder-forecaster with memel layers, two Adam
   });
 }
 
-// CTest runs this program again with OPENBLAS_CORETYPE=Prescott (and Haswell): the CPU
-// backend's description names the kernels in use and, for generic kernels on a processor
-// with wider vectors, says so (what memel-train and memel-bench print).
-TEST_CASE("the CPU backend names its GEMM kernels and flags generic ones on a capable processor") {
+// CTest runs this program again with OPENBLAS_CORETYPE=Prescott (and Haswell) and
+// MEMEL_CPU_GEMM=openblas, and with MEMEL_CPU_GEMM=onednn: the CPU backend's description
+// names the GEMM library and kernels in use and, for OpenBLAS's generic kernels on a
+// processor with wider vectors, says so (what memel-train and memel-bench print).
+TEST_CASE("the CPU backend names its GEMM library and kernels and flags generic ones on a capable processor") {
   const std::string d = backend_for(Device::cpu()).describe();
-  CHECK(d.rfind("OpenBLAS ", 0) == 0);
   const char* core = std::getenv("OPENBLAS_CORETYPE");
+  const char* lib = std::getenv("MEMEL_CPU_GEMM");
   const bool forced_generic = core && std::string(core) == "Prescott";
-  if (forced_generic) CHECK(d.find("(Prescott kernels)") != std::string::npos);
+  if (lib && std::string(lib) == "onednn") {
+    CHECK(d.rfind("oneDNN ", 0) == 0);
+  } else if (lib && std::string(lib) == "openblas") {
+    CHECK(d.rfind("OpenBLAS ", 0) == 0);
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (forced_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    CHECK(d.find("[generic kernels on an") != std::string::npos);
+    if (forced_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      CHECK(d.find("[generic kernels on a processor with AVX2/AVX-512") != std::string::npos);
 #endif
+  }
+  if (forced_generic) CHECK(d.find("(Prescott kernels)") != std::string::npos);
   if (core && std::string(core) == "Haswell") CHECK(d.find("generic") == std::string::npos);
   MESSAGE(d);
 }

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <sys/wait.h>
 
+#include "support.h"
+
 #include "memel/dump.h"
 #include "memel/layer.h"
 #include "tensor/tensor_io.h"
@@ -18,25 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using Result = ProgramResult;
 
 Result run_tool(const std::string& tool, const std::string& args) {
-  const std::string bin = std::string(MEMEL_BINARY_DIR) + "/tools/" + tool;
-  REQUIRE_MESSAGE(fs::exists(bin), tool, " is not built at ", bin);
-  const std::string out = std::string(MEMEL_BINARY_DIR) + "/memel_tools_test.out";
-  const std::string err = std::string(MEMEL_BINARY_DIR) + "/memel_tools_test.err";
-  const int rc = std::system((bin + " " + args + " > " + out + " 2> " + err).c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : 128, slurp(out), slurp(err)};
+  return run_program(std::string(MEMEL_BINARY_DIR) + "/tools/" + tool, args, "memel_tools_test");
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
