@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "autograd/ops_util.h"
+#include "core/sample_shard.h"
 
 namespace memel {
 using namespace detail;
@@ -71,7 +72,11 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (drop) {
     Generator& g = gen ? *gen : default_generator();
     seed = g.seed();
-    offset = g.reserve(static_cast<uint64_t>(B * H * Tq * Tk));
+    // Keyed by the global sample index in a data-parallel run (core/rng.h SampleShard).
+    const PerSampleDraw d = reserve_per_sample(g, B, static_cast<uint64_t>(B * H * Tq * Tk));
+    MEMEL_CHECK(d.first_index % 4 == 0, "[attention] dropout in a data-parallel run needs H * Tq * Tk (",
+                H * Tq * Tk, ") times the first sample index to be a multiple of 4");
+    offset = d.offset + d.first_index / 4;
   }
   Tensor qd = blas_view(q), kd = blas_view(k), vd = blas_view(v);
   Tensor out = empty_bthd(B, H, Tq, Dv, q.dtype(), q.device());  // (B, H, Tq, Dv)

@@ -1,5 +1,6 @@
 // Neural-network ops: softmax, LayerNorm, dropout, embedding, convolution, pooling, losses.
 #include "autograd/ops_util.h"
+#include "core/sample_shard.h"
 
 namespace memel {
 using namespace detail;
@@ -76,8 +77,18 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
     mask.zero_();
   } else {
     Generator& g = gen ? *gen : default_generator();
-    const uint64_t off = g.reserve(static_cast<uint64_t>(x.numel()));
-    backend_for(x).dropout_mask(g.seed(), off, p, mask);
+    // Keyed by the global sample index in a data-parallel run (core/rng.h SampleShard).
+    const PerSampleDraw d = reserve_per_sample(g, x.dim() > 0 ? x.shape()[0] : 0, static_cast<uint64_t>(x.numel()));
+    if (d.first_index % 4 == 0) {
+      backend_for(x).dropout_mask(g.seed(), d.offset + d.first_index / 4, p, mask);
+    } else {  // a shard starting inside a Philox block: the same numbers, drawn on the host
+      std::vector<double> m(static_cast<size_t>(x.numel()));
+      const float pf = static_cast<float>(p);
+      const double keep = 1.0 / (1.0 - p);
+      philox_uniform_for(g.seed(), d.offset, d.first_index, x.numel(),
+                         [&](int64_t j, float u) { m[static_cast<size_t>(j)] = u >= pf ? keep : 0.0; });
+      mask.copy_from(Tensor::from_vector(m, x.shape()).to_dtype(x.dtype()).to(x.device()));
+    }
   }
   Tensor y = empty_like(x);
   backend_for(x).binary(BinaryOp::Mul, x, mask, y);

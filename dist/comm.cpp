@@ -14,6 +14,8 @@ namespace memel::dist {
 
 namespace {
 
+double g_waited_s = 0;  // time in wait_request (collectives run on one thread)
+
 bool launched_by_mpirun() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
     if (std::getenv(v)) return true;
@@ -45,8 +47,11 @@ void wait_request(MPI_Request& req, double timeout, const char* what, int rank) 
   int flag = 0;
   for (int spins = 0;; ++spins) {
     check_mpi(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
-    if (flag) return;
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (flag) {
+      g_waited_s += waited;
+      return;
+    }
     MEMEL_CHECK(waited < timeout, "[dist] rank ", rank, ": ", what, " did not complete within ", timeout,
                 " s (MEMEL_DIST_TIMEOUT_S); another rank has stopped answering");
     if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -88,6 +93,10 @@ struct Group::Pending::State {
   bool finished = true;
 #ifdef MEMEL_WITH_MPI
   MPI_Request req = MPI_REQUEST_NULL;
+  void start_broadcast() {
+    check_mpi(MPI_Ibcast(host.device_data(), int(host.numel()), mpi_type(host.dtype()), 0, MPI_COMM_WORLD, &req),
+              "MPI_Ibcast");
+  }
 #endif
 };
 
@@ -104,12 +113,22 @@ void Group::Pending::wait() {
   // Reduce to rank 0 (started, in place there), then broadcast rank 0's sum: the same
   // bits on every rank.
   wait_request(s.req, s.timeout, "the gradient all-reduce (reduce to rank 0)", s.rank);
-  check_mpi(MPI_Ibcast(s.host.device_data(), int(s.host.numel()), mpi_type(s.host.dtype()), 0, MPI_COMM_WORLD, &s.req),
-            "MPI_Ibcast");
+  s.start_broadcast();
   wait_request(s.req, s.timeout, "the gradient all-reduce (broadcast)", s.rank);
   if (!s.host.same_storage(s.target)) s.target.copy_from(s.host);
 #endif
   s_->finished = true;
+}
+
+void Group::Pending::progress() {
+  if (!s_ || s_->finished) return;
+#ifdef MEMEL_WITH_MPI
+  State& s = *s_;
+  // Only a test: every rank must start its collectives in the same order, so the
+  // broadcast half starts in wait(), bucket after bucket.
+  int flag = 0;
+  check_mpi(MPI_Test(&s.req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+#endif
 }
 
 Group::Group() {
@@ -132,6 +151,15 @@ Group::Group() {
               "[dist] started by mpirun with several processes, but this build of memel has no MPI (install "
               "libopenmpi-dev and reconfigure)");
 #endif
+}
+
+double Group::waited_s() const { return g_waited_s; }
+
+void Group::abort(int code) const {
+#ifdef MEMEL_WITH_MPI
+  if (size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::_Exit(code);
 }
 
 Group& Group::world() {
@@ -214,6 +242,15 @@ void Group::broadcast(std::vector<double>& v, int root) const {
   Tensor t = Tensor::from_vector(v, {int64_t(v.size())});
   broadcast(t, root);
   v = t.to_vector();
+}
+
+void Group::broadcast_bytes(std::vector<uint8_t>& v, int root) const {
+  if (size_ == 1 || v.empty()) return;
+#ifdef MEMEL_WITH_MPI
+  MPI_Request req;
+  check_mpi(MPI_Ibcast(v.data(), int(v.size()), MPI_BYTE, root, MPI_COMM_WORLD, &req), "MPI_Ibcast");
+  wait_request(req, timeout_s_, "a broadcast", rank_);
+#endif
 }
 
 std::vector<double> Group::allgather(const std::vector<double>& v) const {

@@ -1,7 +1,7 @@
 #pragma once
 // The processes of a data-parallel job (issue 24): MPI between processes (Open MPI,
 // started with mpirun, one machine or many); NCCL between GPUs, with MPI passing it the
-// unique id, is planned and not built yet. Without mpirun (or in a build without MPI) the job is this one process and
+// unique id, is dist/nccl.h. Without mpirun (or in a build without MPI) the job is this one process and
 // every collective is the identity.
 //
 // Collectives give every rank the same bits: a sum is reduced to rank 0 and broadcast
@@ -42,9 +42,15 @@ class Group {
   // In place: every rank ends with rank `root`'s values.
   void broadcast(Tensor& t, int root = 0) const;
   void broadcast(std::vector<double>& v, int root = 0) const;
+  void broadcast_bytes(std::vector<uint8_t>& v, int root = 0) const;  // e.g. NCCL's unique id
   // The values of every rank, rank-major (every rank must pass the same count).
   std::vector<double> allgather(const std::vector<double>& v) const;
   void barrier() const;
+  // Seconds this process has spent waiting in collectives (all of them, since start).
+  double waited_s() const;
+  // Ends every process of the job at once (MPI_Abort) with this exit code; a no-op in
+  // one process. For a rank that failed while the others may be inside a collective.
+  [[noreturn]] void abort(int code) const;
 
   // A sum started now and finished by wait(): buckets of gradients go out while the
   // backward pass goes on. The tensor must stay alive and untouched until wait().
@@ -56,6 +62,9 @@ class Group {
     Pending& operator=(Pending&&) noexcept;
     void wait();
     bool done() const;
+    // Lets the sum advance without waiting (MPI moves a non-blocking collective on only
+    // inside MPI calls).
+    void progress();
 
    private:
     friend class Group;

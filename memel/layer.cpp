@@ -214,7 +214,16 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   // The batch's moments, then their merge into the running statistics.
   auto merge_batch = [&] {
     // Here the batch moments (bcount_, bmean_, bvar_: count, mean, biased variance per
-    // neuron) are complete and not yet merged: a reduction across ranks belongs here.
+    // neuron) are complete and not yet merged. Data-parallel training (issue 24) replaces
+    // them by the global batch's (Lemma 3.2 across processes, on host copies).
+    if (memel_cross_rank().reduce_moments) {
+      Tensor hc = bcount_.to(Device::cpu()).contiguous_copy(), hm = bmean_.to(Device::cpu()).contiguous_copy(),
+             hv = bvar_.to(Device::cpu()).contiguous_copy();
+      memel_cross_rank().reduce_moments(C, hc.data<double>(), hm.data<double>(), hv.data<double>());
+      bcount_.copy_from(hc);
+      bmean_.copy_from(hm);
+      bvar_.copy_from(hv);
+    }
     stats_.merge(bcount_, bmean_, bvar_, MergeRule{opts_.forget_batches, opts_.count_ahead});
     batches_.fill_(double(seen + 1));
   };
@@ -238,9 +247,22 @@ Tensor MemelLayer::forward(const Tensor& x_in) {
   }
   // Selection (the indices come back to the host).
   std::vector<int64_t> selected;
-  if (opts_.inhibits() && warm)
-    selected = opts_.scope == MemelScope::Batch ? be.memel_select(phi, select_spec(opts_, 1, x.numel()))
-                                                : be.memel_select(phi, select_spec(opts_, g.B, g.n));
+  if (opts_.inhibits() && warm) {
+    if (opts_.scope == MemelScope::Batch && update && memel_cross_rank().gather_scores) {
+      // Data-parallel training (issue 24): selected among the global batch's scores; this
+      // process keeps its own (an evaluation runs on rank 0 alone, on its whole batch).
+      // The scores go through double, which holds every float exactly: same order, same ties.
+      int64_t first = 0;
+      const std::vector<double> all = memel_cross_rank().gather_scores(phi.to_vector(), first);
+      const int64_t n_all = static_cast<int64_t>(all.size());
+      const Tensor scores = Tensor::from_vector(all, {n_all}).to_dtype(phi.dtype());
+      for (int64_t i : backend_for(scores).memel_select(scores, select_spec(opts_, 1, n_all)))
+        if (i >= first && i < first + x.numel()) selected.push_back(i - first);
+    } else {
+      selected = opts_.scope == MemelScope::Batch ? be.memel_select(phi, select_spec(opts_, 1, x.numel()))
+                                                  : be.memel_select(phi, select_spec(opts_, g.B, g.n));
+    }
+  }
   // Replacement values: the mean each selected element was scored against (the pre-merge
   // mean when scoring before the merge, the paper's Algorithm 2), and the inhibition counts.
   Tensor vals = Tensor::empty({int64_t(selected.size())}, DType::F64, dev);
@@ -370,5 +392,15 @@ std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
 void set_memel_mask(const Module& root, const Tensor& mask) {
   for (auto& [name, layer] : memel_layers(root)) layer->set_mask(mask);
 }
+
+namespace {
+MemelCrossRank& cross_rank_slot() {
+  static MemelCrossRank r;
+  return r;
+}
+}  // namespace
+
+void set_memel_cross_rank(MemelCrossRank r) { cross_rank_slot() = std::move(r); }
+const MemelCrossRank& memel_cross_rank() { return cross_rank_slot(); }
 
 }  // namespace memel

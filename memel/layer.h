@@ -21,6 +21,7 @@
 // first bin counts MS below hist_min, the last MS at or above hist_max).
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,22 @@ std::vector<std::pair<std::string, std::shared_ptr<MemelLayer>>> memel_layers(co
 // created layers' names.
 std::vector<std::string> attach_memel(Module& root, const MemelOptions& opts,
                                       const std::vector<std::string>& paper_targets = {});
+
+// Data-parallel runs (issue 24): how every memel layer combines its per-batch quantities
+// across processes. Unset (the default), a layer sees only its own batch: one process.
+// Set once by the trainer (train/data_parallel.h); both run collectives, so every rank's
+// layers must call them in the same order.
+struct MemelCrossRank {
+  // Replaces this process's batch moments (per neuron: count, mean, biased variance; C
+  // values each) with those of the global batch, before they are merged into the running
+  // statistics (Lemma 3.2 across processes).
+  std::function<void(int64_t C, double* count, double* mean, double* var_biased)> reduce_moments;
+  // scope "batch": the scores of the global batch in one-process order; `first` is where
+  // this process's scores begin in it.
+  std::function<std::vector<double>(const std::vector<double>& local, int64_t& first)> gather_scores;
+};
+void set_memel_cross_rank(MemelCrossRank r);
+const MemelCrossRank& memel_cross_rank();
 
 // Sets the padding mask of every memel layer in the model.
 void set_memel_mask(const Module& root, const Tensor& mask);

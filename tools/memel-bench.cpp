@@ -24,6 +24,11 @@
 // With --memel paired, the line describes the plain model and adds "memel_step_ms" (median
 // step of the paper-placement model, timed interleaved with the plain one) and
 // "memel_overhead" (median over the step pairs of memel / plain - 1).
+// Under mpirun (issue 24) the training workloads run data-parallel: the batch is the
+// global batch, each rank takes its contiguous share, gradients are averaged in buckets
+// during the backward (train/data_parallel.h); rank 0 prints the line with "ranks" and
+// "comm_ms" (median per step of the time spent waiting in collectives: transfers and
+// waiting for the other rank).
 // PyTorch references printing the same line: bench/torch_ref.py; side by side:
 // bench/compare.sh.
 #include <sys/resource.h>
@@ -48,6 +53,8 @@
 #include "models/convgru.h"
 #include "models/nowcast_metrics.h"
 #include "models/swin.h"
+#include "dist/comm.h"
+#include "train/data_parallel.h"
 #include "train/step.h"
 #include "optim/adamw.h"
 #include "tensor/allocator.h"
@@ -56,6 +63,15 @@
 namespace {
 
 using json = nlohmann::ordered_json;  // keeps the fields in the order written
+
+// Data-parallel runs: this rank's rows of a batch tensor (all of it in one process).
+memel::Tensor my_rows(const memel::Tensor& t) {
+  const memel::dist::Group& g = memel::dist::Group::world();
+  if (g.size() == 1) return t;
+  const auto sh = memel::train::BatchShard::of(t.shape()[0], g.rank(), g.size());
+  return memel::slice(t, 0, sh.start, sh.start + sh.local).contiguous_copy();
+}
+memel::train::BatchShard g_shard;  // the shard of the workload's batch (set by my_rows' callers)
 
 struct Option {
   const char* name;
@@ -275,6 +291,7 @@ TrainSetup setup_bert(const std::string& preset, memel::Generator& gen) {
   for (int64_t i = 0; i < B * T; ++i) tt[size_t(i)] = (i % T) >= T / 2 ? 1 : 0;
   memel::Tensor types = memel::Tensor::from_vector(tt, {B, T});  // (B, T)
   memel::Tensor labels = random_ints({B}, 0, cfg.num_labels, gen);  // (B)
+  ids = my_rows(ids), types = my_rows(types), labels = my_rows(labels);  // data-parallel share
   s.batch = {ids, types, labels};
   s.loss = [model, ids, types, labels] { return model->forward(ids, memel::Tensor(), types, labels).loss; };
   s.items = B;
@@ -295,6 +312,7 @@ TrainSetup setup_swin(const std::string& preset, int64_t B, memel::Generator& ge
   memel::Tensor images =
       memel::Tensor::randn({B, cfg.in_chans, cfg.img_size, cfg.img_size}, memel::DType::F32, &gen);  // (B, 3, H, W)
   memel::Tensor labels = random_ints({B}, 0, cfg.num_classes, gen);                                // (B)
+  images = my_rows(images), labels = my_rows(labels);  // data-parallel share
   s.batch = {images, labels};
   s.loss = [model, images, labels] { return memel::cross_entropy(model->forward(images), labels); };
   s.items = B;
@@ -318,6 +336,7 @@ TrainSetup setup_convgru(memel::Generator& gen) {
   memel::Tensor x = memel::Tensor::rand({B, cfg.in_frames, C, H, W}, memel::DType::F32, &gen);       // (B, 5, 1, H, W)
   memel::Tensor truth = memel::Tensor::rand({B, cfg.out_frames, C, H, W}, memel::DType::F32, &gen);  // (B, 20, 1, H, W)
   memel::nowcast::NowcastLossOptions lo;  // balanced MSE + MAE, HKO-7's weights
+  x = my_rows(x), truth = my_rows(truth);  // data-parallel share
   s.batch = {x, truth};
   s.loss = [model, x, truth, lo] { return memel::nowcast::nowcast_loss(model->forward(x), truth, memel::Tensor(), lo); };
   s.items = B;
@@ -351,6 +370,7 @@ double peak_rss_mb() {
 struct Trainer {
   TrainSetup s;
   double last_loss = 0;
+  std::unique_ptr<memel::train::GradSync> sync;  // data-parallel runs
 
   Trainer(const std::string& workload, uint64_t seed, bool with_memel, memel::Device device) {
     memel::manual_seed(seed);  // parameters and dropout
@@ -374,6 +394,13 @@ struct Trainer {
     // the optimizer, built next, keeps its state where the parameters are.
     s.model->to(device);
     for (memel::Tensor& t : s.batch) t.move_to_(device);
+    const memel::dist::Group& grp = memel::dist::Group::world();
+    if (grp.size() > 1) {
+      memel::train::broadcast_module(*s.model, grp);
+      memel::train::install_memel_cross_rank(grp);
+      sync = std::make_unique<memel::train::GradSync>(grp, s.model->parameters());
+      g_shard = memel::train::BatchShard::of(s.items, grp.rank(), grp.size());
+    }
     if (workload == "convgru") {
       memel::AdamOptions o;
       o.lr = 1e-4;
@@ -392,7 +419,11 @@ struct Trainer {
     const auto t0 = std::chrono::steady_clock::now();
     memel::train::StepOptions o;
     o.grad_norm = false;  // the workloads time forward, backward and update only
-    last_loss = memel::train::train_step(s.model->parameters(), *s.opt, o, [&](int64_t) { return s.loss(); }).loss;
+    o.sync = sync.get();
+    last_loss = memel::train::train_step(s.model->parameters(), *s.opt, o, [&](int64_t) {
+                  memel::train::ScopedSampleShard keyed(g_shard, sync != nullptr);  // dropout by global sample
+                  return s.loss();
+                }).loss;
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 };
@@ -425,10 +456,13 @@ json run_training(const std::string& workload, const Args& a) {
   }
   memel::Allocator& alloc = memel::backend_for(dev).allocator();
   const memel::AllocatorStats before = alloc.stats();
-  std::vector<double> ms, ms_memel, ratio;
+  std::vector<double> ms, ms_memel, ratio, comm;
+  const memel::dist::Group& grp = memel::dist::Group::world();
   for (int64_t i = 0; i < steps; ++i) {
     if (!paired) {
+      const double w0 = grp.waited_s();
       ms.push_back(main.step());
+      comm.push_back((grp.waited_s() - w0) * 1e3);
       continue;
     }
     const bool memel_first = i % 2 == 1;
@@ -461,6 +495,10 @@ json run_training(const std::string& workload, const Args& a) {
             {"loss", main.last_loss},
             {"precision", precision},
             {"kernels", memel::backend_for(memel::Device::parse(device)).describe()}};
+  if (grp.size() > 1) {
+    j["ranks"] = grp.size();
+    if (!comm.empty()) j["comm_ms"] = median(comm);
+  }
   if (paired) {
     j["memel_step_ms"] = median(ms_memel);
     j["memel_overhead"] = median(ratio) - 1.0;  // median over the pairs of memel / plain - 1
@@ -580,10 +618,11 @@ int main(int argc, char** argv) {
     json out = {{"workload", w->name}};
     json fields = w->run(Args(values));
     for (auto it = fields.begin(); it != fields.end(); ++it) out[it.key()] = it.value();
-    std::printf("%s\n", out.dump().c_str());
+    if (memel::dist::Group::world().is_root()) std::printf("%s\n", out.dump().c_str());
     std::fflush(stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "memel-bench: %s\n", e.what());
+    if (memel::dist::Group::world().size() > 1) memel::dist::Group::world().abort(1);  // end every rank
     return 1;
   }
   return 0;

@@ -5,6 +5,7 @@
 
 #include "autograd/node.h"
 #include "optim/clip.h"
+#include "train/data_parallel.h"
 
 namespace memel::train {
 
@@ -20,9 +21,15 @@ StepResult train_step(const std::vector<Tensor>& params, Optimizer& opt, const S
       throw NonFiniteLoss(os.str());
     }
     r.loss += lv;
+    // The last backward of the step starts the gradient sums bucket by bucket.
+    const auto armed = o.sync && a == o.accum - 1 ? o.sync->arm() : nullptr;
     backward(o.accum > 1 ? mul(loss, 1.0 / double(o.accum)) : loss);
   }
   r.loss /= double(o.accum);
+  if (o.sync) {
+    o.sync->finish();  // the global batch's gradient on every rank: the norm below is global
+    r.loss = o.sync->mean(r.loss);
+  }
   if (o.clip > 0 || o.grad_norm) {
     r.grad_norm = o.clip > 0 ? clip_grad_norm(params, o.clip) : grad_norm(params);
     // A finite loss can still come with non-finite gradients (a NaN input behind a ReLU).

@@ -9,6 +9,8 @@
 
 namespace memel::train {
 
+class GradSync;  // train/data_parallel.h
+
 // Thrown when the loss or the gradient norm is NaN/inf (memel-train exits with code 3).
 struct NonFiniteLoss : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -18,6 +20,9 @@ struct StepOptions {
   int64_t accum = 1;       // micro-batches per step; each loss is scaled by 1/accum
   double clip = 0;         // > 0: clip the global gradient norm to this
   bool grad_norm = true;   // measure the gradient norm (and refuse a non-finite one)
+  // Data-parallel runs: gradients averaged over the ranks (buckets started during the
+  // last backward) before clipping, and the loss averaged for the result. Null: one process.
+  GradSync* sync = nullptr;
 };
 
 struct StepResult {

@@ -14,10 +14,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "train/config.h"
+#include "train/data_parallel.h"
+#include "dist/comm.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "memel/dump.h"
@@ -230,6 +233,10 @@ json run_training(const json& cfg, const RunOptions& ro) {
   const Device device = config_device(cfg.at("device").get<std::string>());
   const uint64_t seed = config_seed(cfg);
   manual_seed(seed);
+  // Data-parallel (issue 24): under mpirun every rank runs this loop on its share of each
+  // global batch; rank 0 alone writes the run directory (train/data_parallel.h).
+  const dist::Group& grp = dist::Group::world();
+  const bool root = grp.is_root(), dp = grp.size() > 1;
 
   std::unique_ptr<Task> task = on_device(make_task(cfg), device);  // batches go to the device
   std::shared_ptr<Module> model = task->model();
@@ -246,6 +253,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
   }
   model->to(device);  // parameters and buffers; the optimizer's state follows the parameters
+  broadcast_module(*model, grp);  // rank 0's initial weights everywhere
+  install_memel_cross_rank(grp);
 
   const json& tc = cfg.at("train");
   const int64_t batch_size = get_int(tc, "batch_size", "train"), accum = get_int(tc, "grad_accum", "train");
@@ -265,8 +274,12 @@ json run_training(const json& cfg, const RunOptions& ro) {
   const int64_t eval_every = get_int(tc, "eval_every", "train") > 0 ? get_int(tc, "eval_every", "train") : steps_per_epoch;
   const int64_t log_every = std::max<int64_t>(1, get_int(tc, "log_every", "train"));
   const int64_t eval_batch = get_int(tc, "eval_batch_size", "train");
+  const BatchShard shard = BatchShard::of(batch_size, grp.rank(), grp.size());
+  GradSync grad_sync(grp, model->parameters());
+  MemelWindowSync window_sync;
   StepOptions so;
   so.accum = accum;
+  so.sync = dp ? &grad_sync : nullptr;
   so.clip = get_num(tc, "clip_grad_norm", "train");
   const json& ck = cfg.at("checkpoint");
   const int64_t ckpt_every = get_int(ck, "every", "checkpoint") > 0 ? get_int(ck, "every", "checkpoint") : eval_every;
@@ -278,15 +291,17 @@ json run_training(const json& cfg, const RunOptions& ro) {
   double items = 0, wait_ms = 0, window_ms = 0, rate = 0;  // throughput of the current log window
   auto micro_loss = [&](int64_t) {
     const auto t_data = Clock::now();
-    Example b = loader.next_batch();
+    Example global = loader.next_batch();
     wait_ms += ms_since(t_data);
-    items += double(task->batch_items(b));
+    items += double(task->batch_items(global));
+    const Example b = shard.take(global);  // this rank's share (all of it in one process)
+    ScopedSampleShard keyed(shard, dp);    // dropout keyed by the global sample index
     task->before_forward(b);
     Tensor loss = task->loss(b);
     return ms.enabled ? add(loss, memel_regularization(*model)) : loss;
   };
 
-  Progress progress(ro.quiet, total_steps);
+  Progress progress(ro.quiet || !root, total_steps);
   if (ro.dry_run) {
     StepOptions one = so;
     one.accum = 1;
@@ -300,7 +315,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
   // --- the run directory: locked, then everything checked before any file is touched --
   const std::string run_dir = ro.out_dir.empty() ? default_run_dir(cfg) : ro.out_dir;
   const fs::path rd(run_dir);
-  RunDirLock lock(run_dir);
+  std::optional<RunDirLock> lock;
+  if (root) lock.emplace(run_dir);
   Checkpointer checkpoints(run_dir, keep_last);
   const bool resuming = !ro.resume.empty();
   if (!resuming && fs::exists(rd / "metrics.jsonl") && !ro.allow_existing)
@@ -335,9 +351,13 @@ json run_training(const json& cfg, const RunOptions& ro) {
     progress.line("[memel-train] resumed from " + c.dir + " at step " + std::to_string(step));
   }
 
-  // --- from here on the run's files are written ---------------------------------------
+  // --- from here on the run's files are written (by rank 0) ---------------------------
   progress.line("[memel-train] device " + device.str() + ": " + backend_for(device).describe() + ", " +
-                std::to_string(num_threads()) + " thread(s)");
+                std::to_string(num_threads()) + " thread(s)" + (dp ? ", " + grp.describe() : std::string()));
+  grp.barrier();  // every rank has checked and loaded before rank 0 writes
+  json last_eval;  // the latest evaluation (a run resumed at its last step evaluates nothing more)
+  int64_t last_eval_step = -1;
+  if (root) {
   checkpoints.tidy();
   if (!resuming) checkpoints.clear();  // a fresh start in a reused directory (--compare)
   fs::create_directories(rd / "checkpoints");
@@ -351,8 +371,6 @@ json run_training(const json& cfg, const RunOptions& ro) {
     progress.line("[memel-train] config changed at step " + std::to_string(step) + " (recorded in config.history.jsonl)");
   }
   // Metric lines up to the checkpoint are kept; later ones belong to the lost segment.
-  json last_eval;  // the latest evaluation (a run resumed at its last step evaluates nothing more)
-  int64_t last_eval_step = -1;
   {
     std::string text;
     if (resuming) {
@@ -369,8 +387,11 @@ json run_training(const json& cfg, const RunOptions& ro) {
     }
     write_file_atomic((rd / "metrics.jsonl").string(), text);
   }
-  std::ofstream metrics((rd / "metrics.jsonl").string(), std::ios::app);
+  }  // root
+  std::ofstream metrics;
+  if (root) metrics.open((rd / "metrics.jsonl").string(), std::ios::app);
   auto emit = [&](const json& j) {
+    if (!root) return;
     metrics << j.dump() << "\n";
     metrics.flush();
     // A full disk must stop the run with a clear error, not lose metric lines silently.
@@ -379,11 +400,13 @@ json run_training(const json& cfg, const RunOptions& ro) {
   };
 
   // TensorBoard events beside metrics.jsonl (a new events file per segment).
-  TensorBoardWriter tb(run_dir);
+  std::unique_ptr<TensorBoardWriter> tb = root ? std::make_unique<TensorBoardWriter>(run_dir) : nullptr;
   double best = resumed.best;
   json memel_mean_ms = resumed.memel_mean_ms;
   auto wall_s = [&] { return resumed.wall_s + ms_since(t_start) / 1000.0; };
   auto save_checkpoint = [&](int64_t s) {
+    if (ms.enabled) window_sync.sync(*model, grp);  // the whole run's dump window in the checkpoint
+    if (!root) return;
     CheckpointContents c;
     c.write_model = [&](const std::string& path) { task->save_weights(path); };
     for (auto& [name, layer] : memel_layers(*model))
@@ -404,6 +427,7 @@ json run_training(const json& cfg, const RunOptions& ro) {
 
   double eval_s = 0;  // the last evaluation's duration, for the ETA
   auto run_eval = [&](int64_t s) {
+    if (!root) return;  // rank 0 evaluates and writes; the others go on to the next step
     const auto t_eval = Clock::now();
     json m = evaluate(*task, eval_batch, lo.num_workers,
                       [&](int64_t done, int64_t total) { progress.eval(s, done, total); });
@@ -412,8 +436,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
     for (auto& kv : m.items()) line[kv.key()] = kv.value();
     emit(line);
     for (auto& kv : m.items())
-      if (kv.value().is_number()) tb.scalar("eval/" + kv.key(), s, kv.value().get<double>());
-    tb.flush();
+      if (kv.value().is_number() && tb) tb->scalar("eval/" + kv.key(), s, kv.value().get<double>());
+    if (tb) tb->flush();
     last_eval = m;
     last_eval_step = s;
     const double v = m.at(task->primary_metric()).get<double>();
@@ -432,9 +456,16 @@ json run_training(const json& cfg, const RunOptions& ro) {
 
   model->train();
   auto t_window = Clock::now();
+  double comm_mark_s = grp.waited_s();
   const auto last_ckpt = [&] { return checkpoints.last().empty() ? std::string("none") : checkpoints.last(); };
   while (step < total_steps) {
-    if (g_interrupted) {
+    bool interrupted = g_interrupted;
+    if (dp) {  // every rank stops at the same step (mpirun forwards SIGINT to all)
+      std::vector<double> f{interrupted ? 1.0 : 0.0};
+      grp.allreduce_sum(f);
+      interrupted = f[0] > 0;
+    }
+    if (interrupted) {
       save_checkpoint(step);
       progress.line("[memel-train] interrupted: checkpoint written to " + checkpoints.last());
       throw Interrupted(checkpoints.last());
@@ -456,12 +487,17 @@ json run_training(const json& cfg, const RunOptions& ro) {
     fault_point("step", step);
     if (step % log_every == 0 || step == total_steps) {
       emit({{"step", step}, {"split", "train"}, {"loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm}});
-      tb.scalar("train/loss", step, r.loss);
-      tb.scalar("train/lr", step, lr);
+      if (tb) tb->scalar("train/loss", step, r.loss);
+      if (tb) tb->scalar("train/lr", step, lr);
       const double sec = std::chrono::duration<double>(Clock::now() - t_window).count();
       rate = items / std::max(sec, 1e-9);
       emit({{"step", step}, {"split", "perf"}, {"items_per_s", rate},
             {"step_ms", window_ms / double(log_every)}, {"data_wait_ms", wait_ms / double(log_every)}});
+      if (dp) {  // time in collectives (gradient sums, memel moments, the loss) per step
+        const double comm_s = grp.waited_s();
+        emit({{"step", step}, {"split", "perf"}, {"ranks", grp.size()}, {"comm_ms", (comm_s - comm_mark_s) * 1000.0 / double(log_every)}});
+        comm_mark_s = comm_s;
+      }
       items = wait_ms = window_ms = 0;
       t_window = Clock::now();
     }
@@ -470,27 +506,36 @@ json run_training(const json& cfg, const RunOptions& ro) {
                     log_every);
     if (step % eval_every == 0 || step == total_steps) run_eval(step);
     if (ms.enabled && ((ms.dump_every > 0 && step % ms.dump_every == 0) || step == total_steps)) {
-      // Each dump's window also goes to TensorBoard: the mean MS as a scalar, the MS
-      // histogram as a histogram (before write_memel_dump resets the window).
-      json m = json::object();
-      for (auto& l : collect_memel_dump(*model, step).layers) {
-        m[l.name] = l.mean_ms;
-        tb.scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
-        tb.histogram("memel/" + l.name + "/ms", step, ms_hist_bounds(l.hist_edges), l.ms_hist.to_vector());
+      window_sync.sync(*model, grp);  // data-parallel: the window of every rank's samples
+      if (root) {
+        // Each dump's window also goes to TensorBoard: the mean MS as a scalar, the MS
+        // histogram as a histogram (before write_memel_dump resets the window).
+        json m = json::object();
+        for (auto& l : collect_memel_dump(*model, step).layers) {
+          m[l.name] = l.mean_ms;
+          tb->scalar("memel/" + l.name + "/ms_mean", step, l.mean_ms);
+          tb->histogram("memel/" + l.name + "/ms", step, ms_hist_bounds(l.hist_edges), l.ms_hist.to_vector());
+        }
+        if (step == total_steps) memel_mean_ms = m;
+        tb->flush();
+        write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);
+      } else {
+        for (auto& [name, layer] : memel_layers(*model)) layer->reset_window();
       }
-      if (step == total_steps) memel_mean_ms = m;
-      tb.flush();
-      write_memel_dump(*model, (rd / "stats" / checkpoint_name(step)).string(), step);
+      window_sync.mark(*model);
     }
     if (step % ckpt_every == 0 || step == total_steps) save_checkpoint(step);
   }
+  // Training is over: rank 0 alone goes on (evaluation, --validate), so its memel layers
+  // stop combining with the other ranks.
+  if (dp) set_memel_cross_rank({});
   // A run resumed past its (lowered) train.steps, or one whose last evaluation is older
   // than its last step, is evaluated where it stands: the summary always has a "final".
   if (last_eval_step != step) run_eval(step);
   metrics.close();
 
   json validation;
-  if (ro.validate > 0) {
+  if (ro.validate > 0 && root) {
     // The first layer of the main placement (not a monitor_at one).
     auto layers = memel_layers(*model);
     MEMEL_CHECK(!layers.empty(), "[memel-train] --validate needs a memel layer (set \"memel\" in the config)");
@@ -526,8 +571,8 @@ json run_training(const json& cfg, const RunOptions& ro) {
                   {"memel_mean_ms", memel_mean_ms.is_null() ? json::object() : memel_mean_ms},
                   {"checkpoint", checkpoints.last()},
                   {"validation", validation}};
-  write_file_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
-  if (!ro.quiet) {
+  if (root) write_file_atomic((rd / "summary.json").string(), summary.dump(2) + "\n");
+  if (!ro.quiet && root) {
     std::ostringstream os;
     os << "[memel-train] done: " << step << " steps in " << summary["wall_s"].get<double>() << " s\n";
     os << "  results:  " << (rd / "summary.json").string() << "  (" << task->primary_metric() << " "
@@ -649,7 +694,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
         how = " (stopped part-way: resumed)";
       }
     }
-    if (!ro.quiet)
+    if (!ro.quiet && dist::Group::world().is_root())
       std::printf("[compare] %s seed %llu -> %s%s\n", p.label.c_str(), (unsigned long long)config_seed(p.cfg), p.dir.c_str(),
                   how.c_str());
     if (sum.is_null()) sum = run_training(p.cfg, r);
@@ -691,6 +736,7 @@ json run_comparison(const json& cfg, const std::vector<std::string>& variants, i
     md << "\n";
   }
   json out_j = {{"seeds", seeds}, {"variants", order}, {"summary", summary}, {"runs", results}};
+  if (!dist::Group::world().is_root()) return out_j;  // data-parallel: rank 0 writes the table
   write_file_atomic((fs::path(out) / "compare.json").string(), out_j.dump(2) + "\n");
   write_file_atomic((fs::path(out) / "compare.md").string(), md.str());
   if (!ro.quiet) std::printf("\n%s\n[compare] table: %s\n", md.str().c_str(), (fs::path(out) / "compare.md").string().c_str());

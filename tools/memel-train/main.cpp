@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "dist/comm.h"
 #include "memel/options.h"
 #include "train/config.h"
 #include "train/task.h"
@@ -53,6 +54,22 @@ void usage(FILE* f) {
 void on_sigint(int) {
   if (g_interrupted) std::_Exit(130);  // a second Ctrl-C stops at once
   g_interrupted = true;
+}
+
+// Under mpirun (issue 24): errors name the rank, and a failing rank ends the whole job
+// at once (the others may be waiting in a collective).
+std::string rank_prefix() {
+  const memel::dist::Group& g = memel::dist::Group::world();
+  return g.size() > 1 ? "rank " + std::to_string(g.rank()) + " of " + std::to_string(g.size()) + ": " : "";
+}
+int end_job(int code) {
+  const memel::dist::Group& g = memel::dist::Group::world();
+  if (g.size() > 1) {
+    std::fflush(stderr);
+    std::fflush(stdout);
+    g.abort(code);
+  }
+  return code;
 }
 
 }  // namespace
@@ -138,13 +155,13 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const NonFiniteLoss& e) {
-    std::fprintf(stderr, "memel-train: stopped: %s\n", e.what());
-    return 3;
+    std::fprintf(stderr, "memel-train: %sstopped: %s\n", rank_prefix().c_str(), e.what());
+    return end_job(3);
   } catch (const Interrupted& e) {
     std::fprintf(stderr, "memel-train: interrupted; resume with --resume %s\n", e.what());
     return 130;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "memel-train: error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "memel-train: %serror: %s\n", rank_prefix().c_str(), e.what());
+    return end_job(1);
   }
 }
