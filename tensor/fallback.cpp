@@ -782,7 +782,7 @@ void memel_pass(Backend& b, const Tensor& x, const Tensor& mask, const Tensor& c
       first = full(b, {C}, 0.0, DType::F64);
     } else {
       Tensor vperm = empty(b, {C, s.blocks, s.inner}, DType::F64), xperm = empty(b, {C, s.blocks, s.inner}, DType::F64);
-      const Shape pst{s.inner, s.blocks * s.inner, 1};  // (C, blocks, inner) view of (blocks, C, inner)
+      const Shape pst{s.inner, C * s.inner, 1};  // (C, blocks, inner) view of (blocks, C, inner)
       if (valid.defined()) b.copy(valid.as_strided({C, s.blocks, s.inner}, pst, valid.offset()), vperm);
       else b.fill(vperm, 1.0);
       b.copy(xd.as_strided({C, s.blocks, s.inner}, pst, xd.offset()), xperm);
